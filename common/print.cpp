@@ -1,0 +1,73 @@
+#include "common/print.h"
+
+#include <fmt/format.h>
+
+namespace common {
+namespace {
+
+std::string format_scalar(const torch::Tensor& t) {
+  if (t.is_floating_point()) return fmt::format("{:.4f}", t.item<double>());
+  if (t.scalar_type() == torch::kBool) return t.item<bool>() ? "True" : "False";
+  return fmt::format("{}", t.item<int64_t>());
+}
+
+void format_nested(const torch::Tensor& t, std::string& out) {
+  if (t.dim() == 0) {
+    out += format_scalar(t);
+    return;
+  }
+  out += '[';
+  for (int64_t i = 0; i < t.size(0); ++i) {
+    if (i > 0) out += ", ";
+    format_nested(t[i], out);
+  }
+  out += ']';
+}
+
+std::vector<double> flat_values(const torch::Tensor& t, int64_t limit) {
+  auto flat = t.detach().to(torch::kCPU, torch::kDouble).reshape({-1});
+  const auto n = std::min(flat.numel(), limit);
+  const double* data = flat.data_ptr<double>();
+  return {data, data + n};
+}
+
+}  // namespace
+
+std::string format_shape(torch::IntArrayRef shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
+
+std::string format_tensor(const torch::Tensor& t) {
+  if (!t.defined()) return "undefined (Python shows None)";
+  auto cpu = t.detach().to(torch::kCPU);
+  if (cpu.numel() <= kFullTensorLimit) {
+    std::string out;
+    format_nested(cpu, out);
+    return out;
+  }
+  return fmt::format("shape {}, sum {:.4f}, norm {:.4f}, first {:.4f}", format_shape(cpu.sizes()),
+                     cpu.sum().item<double>(), cpu.to(torch::kDouble).norm().item<double>(),
+                     fmt::join(flat_values(cpu, 4), ", "));
+}
+
+nlohmann::ordered_json tensor_record(const torch::Tensor& t) {
+  nlohmann::ordered_json record;
+  if (!t.defined()) return record;  // null, as Python's None
+  auto cpu = t.detach().to(torch::kCPU);
+  record["shape"] = cpu.sizes().vec();
+  record["dtype"] = std::string(c10::toString(cpu.scalar_type()));
+  if (cpu.numel() <= kFullTensorLimit) {
+    record["values"] = flat_values(cpu, kFullTensorLimit);
+  } else {
+    auto as_double = cpu.to(torch::kDouble);
+    record["sum"] = as_double.sum().item<double>();
+    record["norm"] = as_double.norm().item<double>();
+    record["first"] = flat_values(cpu, 8);
+  }
+  return record;
+}
+
+std::string format_banner(const std::string& title_es, const std::string& subtitle_en) {
+  const std::string rule(72, '=');
+  return fmt::format("\n{}\n  {}\n  ({})\n{}", rule, title_es, subtitle_en, rule);
+}
+
+}  // namespace common

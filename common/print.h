@@ -1,0 +1,29 @@
+#pragma once
+// Printing that reads beside the notes: section banners with the notebook's Spanish titles, shapes in
+// Python's list form, and tensors short enough to read.
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+namespace common {
+
+// Tensors up to this many elements are printed (and recorded for the parity check) in full; larger
+// ones as their shape, sum, norm and first elements.
+inline constexpr int64_t kFullTensorLimit = 64;
+
+// "[2, 10]"
+std::string format_shape(torch::IntArrayRef shape);
+
+// Values with 4 decimals in nested brackets, or a summary for large tensors. Any device or dtype.
+std::string format_tensor(const torch::Tensor& t);
+
+// The record of a tensor for values.json: {"shape", "dtype", "values"} in full, or
+// {"shape", "dtype", "sum", "norm", "first"} past kFullTensorLimit. data/python/parity.py mirrors it.
+nlohmann::ordered_json tensor_record(const torch::Tensor& t);
+
+// A banner that opens a notebook section: its Spanish title and an English subtitle.
+std::string format_banner(const std::string& title_es, const std::string& subtitle_en);
+
+}  // namespace common

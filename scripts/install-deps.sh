@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what the suite needs on Debian 12 / Ubuntu, and only what is missing.
+# Safe to run again: it asks dpkg first and calls apt-get only for absent packages.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build ccache pkg-config git
+  libtorch-dev          # LibTorch 1.13 (CPU), found by find_package(Torch)
+  libfmt-dev libcli11-dev nlohmann-json3-dev libgtest-dev libzip-dev libbenchmark-dev
+  python3 python3-torch # the reference implementation for the parity and interop tests
+  clang clang-format clang-tidy libclang-rt-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: everything is already installed"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "error: not root and no sudo; install: ${missing[*]}" >&2; exit 2; }
+  sudo=sudo
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,138 @@
+#include "tests/testing.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "common/device.h"
+#include "common/files.h"
+#include "common/lesson.h"
+
+extern char** environ;
+
+namespace testing_mp {
+namespace fs = std::filesystem;
+
+namespace {
+std::string describe(const torch::Tensor& t) {
+  if (!t.defined()) return "undefined";
+  std::ostringstream out;
+  out << t.sizes() << " " << t.scalar_type() << " on " << t.device() << "\n" << t;
+  return out.str();
+}
+
+std::string slurp(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+}  // namespace
+
+::testing::AssertionResult tensors_equal(const torch::Tensor& actual, const torch::Tensor& expected) {
+  if (actual.defined() && expected.defined() && actual.sizes() == expected.sizes() &&
+      actual.scalar_type() == expected.scalar_type() && torch::equal(actual.cpu(), expected.cpu())) {
+    return ::testing::AssertionSuccess();
+  }
+  return ::testing::AssertionFailure() << "tensors differ\n actual: " << describe(actual)
+                                       << "\n expected: " << describe(expected);
+}
+
+::testing::AssertionResult tensors_close(const torch::Tensor& actual, const torch::Tensor& expected, double rtol,
+                                         double atol) {
+  if (actual.defined() && expected.defined() && actual.sizes() == expected.sizes() &&
+      torch::allclose(actual.cpu(), expected.cpu(), rtol, atol)) {
+    return ::testing::AssertionSuccess();
+  }
+  auto result = ::testing::AssertionFailure() << "tensors not close (rtol " << rtol << ", atol " << atol << ")";
+  if (actual.defined() && expected.defined() && actual.sizes() == expected.sizes()) {
+    result << ", max abs difference "
+           << (actual.cpu().to(torch::kDouble) - expected.cpu().to(torch::kDouble)).abs().max().item<double>();
+  }
+  return result << "\n actual: " << describe(actual) << "\n expected: " << describe(expected);
+}
+
+std::vector<std::string> devices_under_test() {
+  std::vector<std::string> devices{"cpu"};
+  for (const auto& d : common::try_all_gpus()) {
+    if (d.is_cuda()) devices.push_back(d.str());
+  }
+  if (devices.size() == 1) devices.emplace_back("cuda:0");
+  return devices;
+}
+
+std::pair<std::optional<torch::Device>, std::string> device_or_reason(const std::string& spec) {
+  try {
+    return {common::parse_device(spec), ""};
+  } catch (const std::exception& e) {
+    return {std::nullopt, fmt::format("{} is not available here: {}", spec, e.what())};
+  }
+}
+
+void OnDevice::SetUp() {
+  auto [device, reason] = device_or_reason(GetParam());
+  if (!device) GTEST_SKIP() << reason;
+  device_ = *device;
+}
+
+std::string device_test_name(const ::testing::TestParamInfo<std::string>& info) {
+  std::string name = info.param;
+  for (auto& c : name) {
+    if (c == ':') c = '_';
+  }
+  return name;
+}
+
+RunResult run_program(const std::vector<std::string>& argv) {
+  const fs::path dir = fresh_dir("run");
+  const fs::path out_path = dir / "stdout", err_path = dir / "stderr";
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  const int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  RunResult result;
+  if (rc != 0) {
+    result.err = fmt::format("cannot start {}: {}", argv[0], std::strerror(rc));
+    return result;
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
+  result.out = slurp(out_path);
+  result.err = slurp(err_path);
+  return result;
+}
+
+fs::path fresh_dir(const std::string& tag) {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string name = info != nullptr ? fmt::format("{}.{}", info->test_suite_name(), info->name()) : "no-test";
+  for (auto& c : name) {
+    if (c == '/') c = '_';
+  }
+  static int counter = 0;
+  const fs::path dir = fs::path(MP_BINARY_DIR) / "test-output" / name / fmt::format("{}{}-{}", tag, getpid(), ++counter);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+std::string python_with_torch() {
+  const std::string python = MP_PYTHON_DEFAULT;
+  if (python.empty()) return "";
+  const auto result = run_program({python, "-c", "import torch"});
+  return result.exit_code == 0 ? python : "";
+}
+
+}  // namespace testing_mp

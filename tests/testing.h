@@ -1,0 +1,60 @@
+#pragma once
+// Test helpers: one place for tensor comparisons that print both tensors, the devices a test runs on,
+// and running a real binary.
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+namespace testing_mp {
+
+// Exact equality (same shape, dtype and every element), printing both tensors when they differ.
+::testing::AssertionResult tensors_equal(const torch::Tensor& actual, const torch::Tensor& expected);
+
+// torch::allclose with the tolerances written out at the call, printing both tensors when they differ.
+::testing::AssertionResult tensors_close(const torch::Tensor& actual, const torch::Tensor& expected, double rtol,
+                                         double atol);
+
+// {cpu} ∪ try_all_gpus(), as strings for test parameters ("cpu", "cuda:0", ...). Always lists "cuda:0"
+// so that a machine without CUDA reports the CUDA instances as skipped rather than leaving them out.
+std::vector<std::string> devices_under_test();
+
+std::pair<std::optional<torch::Device>, std::string> device_or_reason(const std::string& spec);
+
+// Base of tests that run once per device: SetUp skips, saying why, when the device is absent here.
+class OnDevice : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override;
+  const torch::Device& device() const { return device_; }
+
+ private:
+  torch::Device device_{torch::kCPU};
+};
+
+// Instance names such as "cpu" and "cuda_0".
+std::string device_test_name(const ::testing::TestParamInfo<std::string>& info);
+
+#define MP_INSTANTIATE_ON_DEVICES(Suite)                                                              \
+  INSTANTIATE_TEST_SUITE_P(Devices, Suite, ::testing::ValuesIn(::testing_mp::devices_under_test()), \
+                           ::testing_mp::device_test_name)
+
+struct RunResult {
+  int exit_code = -1;  // -1 when it did not exit normally (a signal)
+  int signal = 0;
+  std::string out;
+  std::string err;
+};
+
+// Runs a program with arguments (no shell) and captures its exit status, stdout and stderr.
+RunResult run_program(const std::vector<std::string>& argv);
+
+// A fresh empty folder under the build tree, named after the running test.
+std::filesystem::path fresh_dir(const std::string& tag = "");
+
+// The python3 that has Debian's python3-torch, or an empty string (then tests that need it skip).
+std::string python_with_torch();
+
+}  // namespace testing_mp
