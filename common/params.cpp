@@ -33,3 +33,20 @@ int64_t count_parameters(const torch::nn::Module& module) {
 }
 
 }  // namespace common
+
+namespace common {
+
+void copy_parameters(const torch::nn::Module& from, torch::nn::Module& to) {
+  torch::NoGradGuard no_grad;
+  auto target = to.named_parameters(/*recurse=*/true);
+  for (const auto& item : from.named_parameters(/*recurse=*/true)) {
+    auto* dest = target.find(item.key());
+    if (dest == nullptr) throw std::invalid_argument("copy_parameters: no parameter named '" + item.key() + "'");
+    if (dest->sizes() != item.value().sizes()) {
+      throw std::invalid_argument("copy_parameters: '" + item.key() + "' has another shape");
+    }
+    dest->copy_(item.value());
+  }
+}
+
+}  // namespace common

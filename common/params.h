@@ -22,3 +22,11 @@ std::vector<std::string> parameter_names(const torch::nn::Module& module);
 int64_t count_parameters(const torch::nn::Module& module);
 
 }  // namespace common
+
+namespace common {
+
+// Copies every parameter of `from` into the parameter of the same name in `to` (no gradient recorded).
+// Throws naming the key when a name is missing in `to` or the shapes differ.
+void copy_parameters(const torch::nn::Module& from, torch::nn::Module& to);
+
+}  // namespace common

@@ -1,12 +1,19 @@
 #include "common/print.h"
 
+#include <cmath>
+
 #include <fmt/format.h>
 
 namespace common {
 namespace {
 
 std::string format_scalar(const torch::Tensor& t) {
-  if (t.is_floating_point()) return fmt::format("{:.4f}", t.item<double>());
+  if (t.is_floating_point()) {
+    const double v = t.item<double>();
+    // Rounding noise such as a mean of -2e-9 would print as -0.0000 and hide what it is.
+    if (v != 0 && std::abs(v) < 1e-4) return fmt::format("{:.2e}", v);
+    return fmt::format("{:.4f}", v);
+  }
   if (t.scalar_type() == torch::kBool) return t.item<bool>() ? "True" : "False";
   return fmt::format("{}", t.item<int64_t>());
 }
