@@ -1,6 +1,7 @@
 #include "common/print.h"
 
 #include <cmath>
+#include <sstream>
 
 #include <fmt/format.h>
 
@@ -75,6 +76,35 @@ nlohmann::ordered_json tensor_record(const torch::Tensor& t) {
 std::string format_banner(const std::string& title_es, const std::string& subtitle_en) {
   const std::string rule(72, '=');
   return fmt::format("\n{}\n  {}\n  ({})\n{}", rule, title_es, subtitle_en, rule);
+}
+
+}  // namespace common
+
+namespace common {
+
+std::string format_module(const torch::nn::Module& module) {
+  std::ostringstream out;
+  // Module's operator<< prints children recursively, each under the name it was registered with.
+  out << module;
+  return out.str();
+}
+
+std::string format_histogram(const torch::Tensor& values, int bins, int width) {
+  auto flat = values.detach().to(torch::kCPU, torch::kDouble).reshape({-1});
+  const double lo = flat.min().item<double>();
+  const double hi = flat.max().item<double>();
+  if (lo == hi) return fmt::format("  all {} values equal {:.4g}\n", flat.numel(), lo);
+  auto counts = torch::histc(flat, bins, lo, hi);
+  const double most = counts.max().item<double>();
+  std::string out;
+  const double step = (hi - lo) / bins;
+  for (int i = 0; i < bins; ++i) {
+    const auto count = counts[i].item<double>();
+    const int bar = static_cast<int>(std::lround(width * count / most));
+    out += fmt::format("  [{:>8.3f}, {:>8.3f}) {:<{}} {}\n", lo + i * step, lo + (i + 1) * step, std::string(bar, '#'),
+                       width, static_cast<int64_t>(count));
+  }
+  return out;
 }
 
 }  // namespace common

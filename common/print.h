@@ -27,3 +27,13 @@ nlohmann::ordered_json tensor_record(const torch::Tensor& t);
 std::string format_banner(const std::string& title_es, const std::string& subtitle_en);
 
 }  // namespace common
+
+namespace common {
+
+// The module as LibTorch prints it: every child on its own line under its registered name.
+std::string format_module(const torch::nn::Module& module);
+
+// A terminal histogram of a tensor's values: one row per bin, a bar of '#' proportional to its count.
+std::string format_histogram(const torch::Tensor& values, int bins = 12, int width = 40);
+
+}  // namespace common
