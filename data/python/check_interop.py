@@ -1,0 +1,56 @@
+"""Opens in Python what lesson 09 wrote for Python, and checks it against the lesson's own values.
+
+usage: check_interop.py OUT_DIR
+Exit status 0 when Python's MLP with the C++ state dict reproduces the C++ output Y (within 1e-6) and
+x-file.pt, x-files.pt and mydict.pt hold the lesson's tensors; 1 otherwise, saying what differs.
+"""
+import os
+import sys
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.hidden = nn.Linear(20, 256)
+        self.output = nn.Linear(256, 10)
+
+    def forward(self, x):
+        return self.output(F.relu(self.hidden(x)))
+
+
+def main():
+    d = sys.argv[1]
+    load = lambda name: torch.load(os.path.join(d, name))  # noqa: E731
+    problems = []
+    state = load("mlp.pt")
+    if type(state) is not dict or list(state) != ["hidden.weight", "hidden.bias", "output.weight", "output.bias"]:
+        problems.append(f"mlp.pt: expected a dict with the four MLP keys, got {type(state).__name__} {list(state)}")
+    net = MLP()
+    net.load_state_dict(state)
+    net.eval()
+    Y = net(load("X.pt")).detach()
+    if not torch.allclose(Y, load("Y.pt"), rtol=0, atol=1e-6):
+        problems.append(f"Python's MLP with mlp.pt gives {Y}, C++ wrote {load('Y.pt')}")
+    x = torch.arange(4)
+    y = torch.zeros(4)
+    if not torch.equal(load("x-file.pt"), x):
+        problems.append(f"x-file.pt holds {load('x-file.pt')}")
+    xs = load("x-files.pt")
+    if len(xs) != 2 or not torch.equal(xs[0], x) or not torch.equal(xs[1], y):
+        problems.append(f"x-files.pt holds {xs}")
+    mydict = load("mydict.pt")
+    if sorted(mydict) != ["x", "y"] or not torch.equal(mydict["x"], x) or not torch.equal(mydict["y"], y):
+        problems.append(f"mydict.pt holds {mydict}")
+    for p in problems:
+        print(p)
+    if not problems:
+        print("Python read mlp.pt, X.pt, Y.pt, x-file.pt, x-files.pt and mydict.pt and reproduced the C++ values")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
