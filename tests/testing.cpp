@@ -56,7 +56,20 @@ std::string slurp(const fs::path& path) {
   return result << "\n actual: " << describe(actual) << "\n expected: " << describe(expected);
 }
 
+namespace {
+// Every test starts from the same generator state, whatever ran before it in the same process, so a
+// test's random numbers are the same on every run.
+class SeedEachTest : public ::testing::EmptyTestEventListener {
+  void OnTestStart(const ::testing::TestInfo&) override { torch::manual_seed(0); }
+};
+const bool kSeedEachTestRegistered = [] {
+  ::testing::UnitTest::GetInstance()->listeners().Append(new SeedEachTest);
+  return true;
+}();
+}  // namespace
+
 std::vector<std::string> devices_under_test() {
+  (void)kSeedEachTestRegistered;
   std::vector<std::string> devices{"cpu"};
   for (const auto& d : common::try_all_gpus()) {
     if (d.is_cuda()) devices.push_back(d.str());
