@@ -179,6 +179,9 @@ TEST(FileIo, StrictLoaderReportsEveryProblemAtOnce) {
 
 TEST(FileIo, PythonStateDictReproducesPythonsOutput) {
   // data/reference was made by Python's PyTorch (data/python/make_reference.py); no Python needed here.
+  // Python made its MLP with seed 0, and with seed 0 ours would already be identical (that is the
+  // parity the suite checks): another seed makes the loading, not the seed, what brings them together.
+  torch::manual_seed(1);
   file_io::MLP net;
   auto X = common::load_from_python(kReference / "X.pt").toTensor();
   auto Y_python = common::load_from_python(kReference / "Y.pt").toTensor();
