@@ -8,6 +8,9 @@
 #include <fmt/format.h>
 #include <torch/script.h>
 
+#ifndef MP_HAVE_LIBZIP
+#define MP_HAVE_LIBZIP 0
+#endif
 #if MP_HAVE_LIBZIP
 #include <zip.h>
 #endif
@@ -153,6 +156,24 @@ std::vector<std::string> checked_entries(const std::vector<char>& bytes, const s
 std::vector<std::string> validate_archive(const std::vector<char>& bytes, const std::string& name) {
   return checked_entries(bytes, name, nullptr);
 }
+
+StateDict state_dict_from_archive(torch::serialize::InputArchive& archive) {
+  StateDict state;
+  flatten_archive(archive, "", state);
+  return state;
+}
+
+void load_checked_archive(torch::serialize::InputArchive& archive, const fs::path& path) {
+  const auto bytes = read_file_bytes(path);
+  checked_entries(bytes, path.string(), nullptr);
+  try {
+    archive.load_from(bytes.data(), bytes.size(), torch::kCPU);
+  } catch (const c10::Error& e) {
+    fail(path.string(), fmt::format("cannot be read as a LibTorch archive: {}", one_line_message(e)));
+  }
+}
+
+bool archive_validation_available() { return MP_HAVE_LIBZIP != 0; }
 
 StateDict state_dict(const torch::nn::Module& module) {
   StateDict state;

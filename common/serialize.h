@@ -42,6 +42,14 @@ StateDict read_state_dict(const std::filesystem::path& path);
 // The same from bytes already in memory; `name` is what errors call them.
 StateDict read_state_dict(const std::vector<char>& bytes, const std::string& name);
 
+// The tensors of a LibTorch archive (and of its nested archives) under dotted names, as
+// Module::save writes them.
+StateDict state_dict_from_archive(torch::serialize::InputArchive& archive);
+
+// Reads a LibTorch archive from a file after validate_archive's checks, so that a damaged file is an
+// error rather than undefined behaviour inside LibTorch's zip reader.
+void load_checked_archive(torch::serialize::InputArchive& archive, const std::filesystem::path& path);
+
 // Copies `state` into the module with the semantics of Python's load_state_dict(strict=True): every
 // missing key, unexpected key, and shape or dtype mismatch is reported in one error naming each key and
 // both shapes, and on any error the module is left exactly as it was.
@@ -55,6 +63,9 @@ c10::IValue load_from_python(const std::filesystem::path& path);
 // returns the entry names. Throws std::runtime_error naming `name` otherwise. Without libzip at build
 // time it checks only the zip signature.
 std::vector<std::string> validate_archive(const std::vector<char>& bytes, const std::string& name);
+
+// Whether this build validates archives with libzip before LibTorch reads them.
+bool archive_validation_available();
 
 }  // namespace common
 

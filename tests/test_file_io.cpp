@@ -198,9 +198,16 @@ TEST(FileIo, PythonOrderedDictGetsAnErrorThatSaysWhatToWrite) {
 }
 
 TEST(FileIo, PythonOneEntryDictGetsAnErrorInsteadOfAnOpcode) {
-  file_io::MLP net;
-  const auto error = load_error(*net, kReference / "one_entry.pt");
-  EXPECT_NE(error.find("single entry"), std::string::npos) << error;
+  // LibTorch 1.13's unpickler cannot read it; a later LibTorch may. Either it reads correctly, or the
+  // error says what is wrong, never "Unknown opcode".
+  try {
+    const auto state = common::read_state_dict(kReference / "one_entry.pt");
+    ASSERT_EQ(state.size(), 1u);
+    EXPECT_EQ(state[0].first, "hidden.weight");
+    EXPECT_EQ(state[0].second.sizes(), (std::vector<int64_t>{256, 20}));
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("single entry"), std::string::npos) << e.what();
+  }
 }
 
 TEST(FileIo, AtomicWriteLeavesTheOldFileWhenTheWriteFails) {
@@ -226,11 +233,15 @@ struct BadFile {
   std::string name;
   std::function<void(const fs::path& path, const fs::path& good)> make;  // good: a valid mlp.params
   std::string expected_in_error;
+  bool needs_validation = false;  // only the libzip pre-check can tell this case apart safely
 };
 
 class FileIoBadLoad : public ::testing::TestWithParam<BadFile> {};
 
 TEST_P(FileIoBadLoad, EndsWithOneErrorLineAndExitTwoAndTouchesNothing) {
+  if (GetParam().needs_validation && !common::archive_validation_available()) {
+    GTEST_SKIP() << "built without libzip: damaged archives are not checked before LibTorch reads them";
+  }
   const auto out_dir = testing_mp::fresh_dir("out");
   const auto first = testing_mp::run_program({MP_LESSON_BINARY, "--out-dir", out_dir.string()});
   ASSERT_EQ(first.exit_code, 0) << first.err;
@@ -269,14 +280,14 @@ INSTANTIATE_TEST_SUITE_P(
                   auto text = read_text(good);
                   write_text(p, text.substr(0, text.size() / 2));
                 },
-                "damaged or truncated"},
+                "damaged or truncated", true},
         BadFile{"bitflip.params",
                 [](const fs::path& p, const fs::path& good) {
                   auto text = read_text(good);
                   text[text.size() / 2] ^= 0x55;  // inside a tensor's data: only the CRC can tell
                   write_text(p, text);
                 },
-                "damaged"},
+                "damaged", true},
         BadFile{"random.params",
                 [](const fs::path& p, const fs::path&) {
                   auto bytes = torch::randint(0, 256, {4096}, torch::kUInt8);
@@ -288,7 +299,7 @@ INSTANTIATE_TEST_SUITE_P(
                   auto bytes = torch::randint(0, 256, {4096}, torch::kUInt8);
                   write_text(p, "PK\x03\x04" + std::string(reinterpret_cast<const char*>(bytes.data_ptr<uint8_t>()), 4096));
                 },
-                "not a valid model file"},
+                "not a valid model file", true},
         BadFile{"missing-keys.params",
                 [](const fs::path& p, const fs::path&) {
                   common::save_state_dict(OtherMLP(256, false, false), p);

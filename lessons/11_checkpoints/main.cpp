@@ -1,0 +1,95 @@
+// Lesson 11: checkpoints, which the notes recommend in "Archivos de E/S": "guardar periódicamente los
+// resultados intermedios (puntos de control) para garantizar que no perdamos varios días de cómputo si
+// nos tropezamos con el enchufe de nuestro servidor" ("Modelos Personalizados en PyTorch").
+#include <unistd.h>
+
+#include <chrono>
+
+#include <torch/torch.h>
+
+#include "common/lesson.h"
+#include "common/serialize.h"
+#include "lessons/11_checkpoints/checkpoints.h"
+
+int main(int argc, char** argv) {
+  common::LessonApp app("11_checkpoints", "Checkpoints: train, save as you go, resume bit for bit");
+  checkpoints::TrainOptions options;
+  int64_t examples = 2048;
+  double lr = 0.05;
+  bool resume = false;
+  auto& cli = app.cli();
+  cli.add_option("--epochs", options.epochs, "epochs to train")->capture_default_str()->check(CLI::Range(1, 100000));
+  cli.add_option("--checkpoint-every", options.checkpoint_every, "save a checkpoint every N steps")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000000));
+  cli.add_option("--keep", options.keep, "keep the newest K checkpoints")->capture_default_str()->check(CLI::Range(1, 1000000));
+  cli.add_option("--batch-size", options.batch_size, "examples per step")->capture_default_str()->check(CLI::Range(1, 1000000));
+  cli.add_option("--examples", examples, "size of the synthetic dataset")->capture_default_str()->check(CLI::Range(10, 100000000));
+  cli.add_flag("--resume", resume, "continue from the newest checkpoint in --out-dir that loads");
+  // For the tests: kill the process with SIGKILL after this step, as a pulled plug would.
+  cli.add_option("--kill-at-step", options.kill_at_step)->group("");
+
+  return app.run(argc, argv, [&](common::Lesson& lesson) {
+    const auto& device = lesson.device();
+    options.checkpoint_dir = lesson.out_dir() / "checkpoints";
+    common::ensure_writable_dir(options.checkpoint_dir);
+
+    lesson.banner("Archivos de E/S", "Puntos de control: checkpoints while training the notes' MLP");
+    const auto data = checkpoints::make_dataset(examples, static_cast<uint64_t>(lesson.seed()));
+    auto model = checkpoints::make_mlp();
+    model->to(device);
+    auto optimizer = checkpoints::make_optimizer(model, lr);
+    lesson.say("{} examples of 20 features in 10 classes, batches of {}, SGD with momentum 0.9, lr {}", examples,
+               options.batch_size, lr);
+    lesson.say("a checkpoint every {} steps in {}, keeping the newest {}", options.checkpoint_every,
+               options.checkpoint_dir.string(), options.keep);
+
+    checkpoints::Progress progress;
+    if (resume) {
+      const auto found = checkpoints::list_checkpoints(options.checkpoint_dir);
+      if (found.empty()) {
+        throw std::runtime_error(fmt::format("--resume: no checkpoint in {}; run without --resume to start training",
+                                             options.checkpoint_dir.string()));
+      }
+      bool loaded = false;
+      for (const auto& path : found) {
+        try {
+          progress = checkpoints::load_checkpoint(path, *model, optimizer);
+          lesson.say("resumed from {}: epoch {}, step {}", path.filename().string(), progress.epoch + 1, progress.step);
+          loaded = true;
+          break;
+        } catch (const std::exception& e) {
+          // A checkpoint cut short by the very crash we resume from: fall back to the one before.
+          fmt::print(stderr, "warning: skipping {}: {}\n", path.filename().string(), common::one_line_message(e));
+        }
+      }
+      if (!loaded) {
+        throw std::runtime_error(fmt::format("--resume: none of the {} checkpoints in {} loads", found.size(),
+                                             options.checkpoint_dir.string()));
+      }
+    }
+
+    const bool live = isatty(STDOUT_FILENO) != 0;
+    auto started = std::chrono::steady_clock::now();
+    checkpoints::train(
+        model, optimizer, data, options, progress,
+        [&](const checkpoints::EpochReport& r) {
+          const double seconds =
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+          started = std::chrono::steady_clock::now();
+          if (live) fmt::print("\r\033[K");
+          lesson.say("Epoch [{}/{}], Loss: {:.4f}, Accuracy: {:.3f}, {:.0f} examples/s", r.epoch + 1, options.epochs,
+                     r.loss, r.accuracy, static_cast<double>(r.examples) / std::max(seconds, 1e-9));
+        },
+        [&](int64_t step, int64_t steps) {
+          if (live) {
+            fmt::print("\r  step {}/{}", step, steps);
+            std::fflush(stdout);
+          }
+        });
+
+    common::save_state_dict(*model, lesson.out_dir() / "final.params");
+    lesson.say("trained parameters saved to {}", (lesson.out_dir() / "final.params").string());
+    lesson.say("checkpoints kept: {}", checkpoints::list_checkpoints(options.checkpoint_dir).size());
+  });
+}

@@ -1,0 +1,167 @@
+// Outcomes of the checkpoint lesson: what a checkpoint holds, training that learns, and a resume after a
+// crash that ends bit-identical to a run that never stopped.
+#include <csignal>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "common/lesson.h"
+#include "common/serialize.h"
+#include "lessons/11_checkpoints/checkpoints.h"
+#include "tests/testing.h"
+
+namespace fs = std::filesystem;
+using testing_mp::tensors_equal;
+
+namespace {
+
+// 512 examples in batches of 32: 16 steps an epoch, 48 in three epochs, a checkpoint every 5 steps.
+std::vector<std::string> train_args(const fs::path& out_dir) {
+  return {MP_LESSON_BINARY, "--device", "cpu", "--out-dir", out_dir.string(), "--epochs", "3", "--examples", "512",
+          "--batch-size", "32", "--checkpoint-every", "5"};
+}
+
+testing_mp::RunResult run(std::vector<std::string> args, const std::vector<std::string>& extra = {}) {
+  args.insert(args.end(), extra.begin(), extra.end());
+  return testing_mp::run_program(args);
+}
+
+common::StateDict final_params(const fs::path& out_dir) { return common::read_state_dict(out_dir / "final.params"); }
+
+void expect_same_state(const common::StateDict& actual, const common::StateDict& expected) {
+  ASSERT_EQ(actual.size(), expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(actual[i].first, expected[i].first);
+    EXPECT_TRUE(tensors_equal(actual[i].second, expected[i].second)) << expected[i].first;
+  }
+}
+
+// The final parameters of an uninterrupted run, made once for the whole file.
+const common::StateDict& uninterrupted() {
+  static const common::StateDict state = [] {
+    const auto dir = fs::path(MP_BINARY_DIR) / "test-output" / "checkpoints-uninterrupted";
+    fs::remove_all(dir);
+    const auto result = run(train_args(dir));
+    if (result.exit_code != 0) throw std::runtime_error("uninterrupted run failed: " + result.err);
+    return final_params(dir);
+  }();
+  return state;
+}
+
+}  // namespace
+
+TEST(Checkpoints, ContentsRoundTrip) {
+  const auto data = checkpoints::make_dataset(64, 0);
+  auto model = checkpoints::make_mlp();
+  auto optimizer = checkpoints::make_optimizer(model, 0.05);
+  checkpoints::TrainOptions options;
+  options.epochs = 1;
+  options.checkpoint_every = 1000;  // none written during training
+  options.checkpoint_dir = testing_mp::fresh_dir();
+  checkpoints::train(model, optimizer, data, options, {}, [](const auto&) {}, {});
+  const checkpoints::Progress progress{1, 2, at::detail::getDefaultCPUGenerator().get_state()};
+  const auto path = options.checkpoint_dir / checkpoints::checkpoint_name(2);
+  checkpoints::save_checkpoint(path, *model, optimizer, progress);
+
+  auto fresh = checkpoints::make_mlp();
+  auto fresh_optimizer = checkpoints::make_optimizer(fresh, 0.05);
+  ASSERT_FALSE(torch::equal(fresh->parameters()[0], model->parameters()[0]));
+  const auto loaded = checkpoints::load_checkpoint(path, *fresh, fresh_optimizer);
+  EXPECT_EQ(loaded.epoch, 1);
+  EXPECT_EQ(loaded.step, 2);
+  EXPECT_TRUE(tensors_equal(loaded.epoch_rng_state, progress.epoch_rng_state));
+  for (size_t i = 0; i < model->parameters().size(); ++i) {
+    EXPECT_TRUE(tensors_equal(fresh->parameters()[i], model->parameters()[i]));
+  }
+  // The momentum buffers came along: one more identical step keeps the two models identical. Without
+  // them (a fresh optimizer) the same step lands elsewhere.
+  auto step = [&](torch::nn::Sequential& m, torch::optim::Optimizer& opt) {
+    opt.zero_grad();
+    torch::nn::functional::cross_entropy(m->forward(data.X), data.y).backward();
+    opt.step();
+  };
+  auto no_momentum = checkpoints::make_mlp();
+  common::load_state_dict(*no_momentum, common::state_dict(*model), "model");
+  auto no_momentum_optimizer = checkpoints::make_optimizer(no_momentum, 0.05);
+  step(model, optimizer);
+  step(fresh, fresh_optimizer);
+  step(no_momentum, no_momentum_optimizer);
+  for (size_t i = 0; i < model->parameters().size(); ++i) {
+    EXPECT_TRUE(tensors_equal(fresh->parameters()[i], model->parameters()[i]));
+  }
+  EXPECT_FALSE(torch::equal(no_momentum->parameters()[0], model->parameters()[0]));
+}
+
+TEST(Checkpoints, TrainingLossFalls) {
+  const auto data = checkpoints::make_dataset(1024, 0);
+  auto model = checkpoints::make_mlp();
+  auto optimizer = checkpoints::make_optimizer(model, 0.05);
+  checkpoints::TrainOptions options;
+  options.epochs = 5;
+  options.checkpoint_every = 1000000;
+  options.checkpoint_dir = testing_mp::fresh_dir();
+  std::vector<double> losses;
+  checkpoints::train(model, optimizer, data, options, {}, [&](const auto& r) { losses.push_back(r.loss); }, {});
+  ASSERT_EQ(losses.size(), 5u);
+  // Chance level is ln(10) = 2.30; the last epoch's loss must be below half the first's.
+  EXPECT_LT(losses.back(), 0.5 * losses.front()) << "first " << losses.front() << ", last " << losses.back();
+}
+
+class ResumeAfterKill : public ::testing::TestWithParam<int> {};
+
+TEST_P(ResumeAfterKill, EndsBitIdenticalToAnUninterruptedRun) {
+  const auto dir = testing_mp::fresh_dir();
+  const auto killed = run(train_args(dir), {"--kill-at-step", std::to_string(GetParam())});
+  ASSERT_EQ(killed.signal, SIGKILL) << killed.err;
+  ASSERT_FALSE(fs::exists(dir / "final.params"));
+  const auto resumed = run(train_args(dir), {"--resume"});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_NE(resumed.out.find("resumed from"), std::string::npos) << resumed.out;
+  expect_same_state(final_params(dir), uninterrupted());
+}
+
+// Mid-epoch, right after a checkpoint, at an epoch's last step, and in the last epoch.
+INSTANTIATE_TEST_SUITE_P(KillPoints, ResumeAfterKill, ::testing::Values(7, 10, 16, 33, 47));
+
+TEST(Checkpoints, ResumedRunDiffersWhenTheCheckpointIsIgnored) {
+  // The opposite case: restarting from scratch with another seed ends elsewhere, so equality above is
+  // not a property of any two runs.
+  const auto dir = testing_mp::fresh_dir();
+  ASSERT_EQ(run(train_args(dir), {"--seed", "1"}).exit_code, 0);
+  EXPECT_FALSE(torch::equal(final_params(dir)[0].second, uninterrupted()[0].second));
+}
+
+TEST(Checkpoints, TruncatedNewestCheckpointFallsBackToThePreviousOne) {
+  const auto dir = testing_mp::fresh_dir();
+  ASSERT_EQ(run(train_args(dir), {"--kill-at-step", "33"}).signal, SIGKILL);
+  const auto found = checkpoints::list_checkpoints(dir / "checkpoints");
+  ASSERT_GE(found.size(), 2u);
+  fs::resize_file(found[0], fs::file_size(found[0]) / 2);
+  const auto resumed = run(train_args(dir), {"--resume"});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_NE(resumed.err.find("warning: skipping " + found[0].filename().string()), std::string::npos) << resumed.err;
+  EXPECT_NE(resumed.out.find("resumed from " + found[1].filename().string()), std::string::npos) << resumed.out;
+  expect_same_state(final_params(dir), uninterrupted());
+}
+
+TEST(Checkpoints, KeepIsHonoured) {
+  const auto dir = testing_mp::fresh_dir();
+  ASSERT_EQ(run(train_args(dir), {"--keep", "2"}).exit_code, 0);
+  const auto found = checkpoints::list_checkpoints(dir / "checkpoints");
+  ASSERT_EQ(found.size(), 2u);
+  // The newest two: steps 45 and 40 of 48.
+  EXPECT_EQ(found[0].filename(), checkpoints::checkpoint_name(45));
+  EXPECT_EQ(found[1].filename(), checkpoints::checkpoint_name(40));
+}
+
+TEST(Checkpoints, FinalParamsLoadThroughTheStrictLoader) {
+  auto model = checkpoints::make_mlp();
+  ASSERT_NO_THROW(common::load_state_dict(*model, uninterrupted(), "final.params"));
+}
+
+TEST(Checkpoints, ResumeWithoutACheckpointIsAnError) {
+  const auto result = run(train_args(testing_mp::fresh_dir()), {"--resume"});
+  EXPECT_EQ(result.exit_code, common::kExitBadInput);
+  EXPECT_EQ(result.err.rfind("error: --resume: no checkpoint", 0), 0u) << result.err;
+}
