@@ -1,0 +1,86 @@
+#pragma once
+// "a menos que implementemos un nuevo operador": a fused linear + ReLU with a hand-written backward,
+// as a torch::autograd::Function, used inside a module.
+#include <torch/torch.h>
+
+namespace custom_operator {
+
+#if MP_HAVE_CUDA_KERNEL
+// Hand-written CUDA kernels (linear_relu_cuda.cu), built only where LibTorch and the toolkit have CUDA.
+torch::Tensor linear_relu_forward_cuda(const torch::Tensor& X, const torch::Tensor& W, const torch::Tensor& b);
+torch::Tensor relu_backward_cuda(const torch::Tensor& grad, const torch::Tensor& out);
+#endif
+
+inline bool have_cuda_kernel() {
+#if MP_HAVE_CUDA_KERNEL
+  return true;
+#else
+  return false;
+#endif
+}
+
+// relu(X W + b) in one step on the CPU: addmm fuses the bias, relu_ works in place.
+inline torch::Tensor linear_relu_forward_cpu(const torch::Tensor& X, const torch::Tensor& W, const torch::Tensor& b) {
+  return torch::addmm(b, X, W).relu_();
+}
+
+// The ReLU's share of the backward: the incoming gradient where the output was positive, else 0.
+inline torch::Tensor relu_backward_cpu(const torch::Tensor& grad, const torch::Tensor& out) {
+  return grad * out.gt(0).to(grad.scalar_type());
+}
+
+// out = relu(X W + b), X [n, in], W [in, units], b [units]. Backward, with g = dL/dout masked by out > 0:
+//   dL/dX = g W^T,  dL/dW = X^T g,  dL/db = sum of g over the batch.
+struct LinearReluFunction : public torch::autograd::Function<LinearReluFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& X, const torch::Tensor& W,
+                               const torch::Tensor& b) {
+    torch::Tensor out;
+#if MP_HAVE_CUDA_KERNEL
+    if (X.is_cuda()) out = linear_relu_forward_cuda(X, W, b);
+#endif
+    if (!out.defined()) out = linear_relu_forward_cpu(X, W, b);
+    // The output, not the pre-activation, is kept: out > 0 is exactly where the ReLU let the gradient pass.
+    ctx->save_for_backward({X, W, out});
+    return out;
+  }
+
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const auto& X = saved[0];
+    const auto& W = saved[1];
+    const auto& out = saved[2];
+    torch::Tensor g;
+#if MP_HAVE_CUDA_KERNEL
+    if (out.is_cuda()) g = relu_backward_cuda(grad_outputs[0].contiguous(), out);
+#endif
+    if (!g.defined()) g = relu_backward_cpu(grad_outputs[0], out);
+    return {g.mm(W.t()), X.t().mm(g), g.sum(0)};
+  }
+};
+
+inline torch::Tensor linear_relu(const torch::Tensor& X, const torch::Tensor& W, const torch::Tensor& b) {
+  return LinearReluFunction::apply(X, W, b);
+}
+
+// The notes' MyLinear, computed by the fused operator.
+class FusedLinearImpl : public torch::nn::Module {
+ public:
+  FusedLinearImpl(int64_t in_units, int64_t units) {
+    weight = register_parameter("weight", torch::randn({in_units, units}));
+    bias = register_parameter("bias", torch::randn({units}));
+  }
+
+  torch::Tensor forward(const torch::Tensor& X) { return linear_relu(X, weight, bias); }
+
+  torch::Tensor weight;
+  torch::Tensor bias;
+};
+TORCH_MODULE(FusedLinear);
+
+// The same computation from LibTorch's own ops, differentiated by autograd: the reference.
+inline torch::Tensor composite_linear_relu(const torch::Tensor& X, const torch::Tensor& W, const torch::Tensor& b) {
+  return torch::relu(X.matmul(W) + b);
+}
+
+}  // namespace custom_operator
