@@ -17,11 +17,14 @@ namespace {
 
 void sync_path(const fs::path& path, bool directory) {
   const int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-  if (fd < 0) throw std::runtime_error(fmt::format("cannot open {} to sync it: {}", path.string(), std::strerror(errno)));
+  if (fd < 0)
+    throw std::runtime_error(
+        fmt::format("cannot open {} to sync it: {}", path.string(), std::strerror(errno)));
   const int rc = ::fsync(fd);
   const int saved = errno;
   ::close(fd);
-  if (rc != 0) throw std::runtime_error(fmt::format("cannot sync {}: {}", path.string(), std::strerror(saved)));
+  if (rc != 0)
+    throw std::runtime_error(fmt::format("cannot sync {}: {}", path.string(), std::strerror(saved)));
 }
 
 fs::path temporary_beside(const fs::path& path) {
@@ -58,7 +61,8 @@ void write_file_atomically(const fs::path& path, std::string_view bytes) {
 
 std::vector<char> read_file_bytes(const fs::path& path) {
   std::error_code ec;
-  if (fs::is_directory(path, ec)) throw std::runtime_error(fmt::format("{} is a folder, not a file", path.string()));
+  if (fs::is_directory(path, ec))
+    throw std::runtime_error(fmt::format("{} is a folder, not a file", path.string()));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(fmt::format("cannot open {}: {}", path.string(), std::strerror(errno)));
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -69,10 +73,13 @@ std::vector<char> read_file_bytes(const fs::path& path) {
 void ensure_writable_dir(const fs::path& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec) throw std::runtime_error(fmt::format("cannot create output folder {}: {}", dir.string(), ec.message()));
-  if (!fs::is_directory(dir)) throw std::runtime_error(fmt::format("output folder {} is not a folder", dir.string()));
+  if (ec)
+    throw std::runtime_error(fmt::format("cannot create output folder {}: {}", dir.string(), ec.message()));
+  if (!fs::is_directory(dir))
+    throw std::runtime_error(fmt::format("output folder {} is not a folder", dir.string()));
   if (::access(dir.c_str(), W_OK) != 0) {
-    throw std::runtime_error(fmt::format("output folder {} is not writable: {}", dir.string(), std::strerror(errno)));
+    throw std::runtime_error(
+        fmt::format("output folder {} is not writable: {}", dir.string(), std::strerror(errno)));
   }
 }
 

@@ -40,9 +40,10 @@ GradcheckResult gradcheck(const std::function<torch::Tensor(const std::vector<to
     const auto worst = excess.argmax().item<int64_t>();
     if (excess[worst].item<double>() > 0) {
       result.passed = false;
-      result.report += fmt::format("{}: element {} has gradient {:.6g} by backward, {:.6g} by finite differences\n",
-                                   i < names.size() ? names[i] : fmt::format("input {}", i), worst,
-                                   a[worst].item<double>(), numeric[worst].item<double>());
+      result.report +=
+          fmt::format("{}: element {} has gradient {:.6g} by backward, {:.6g} by finite differences\n",
+                      i < names.size() ? names[i] : fmt::format("input {}", i), worst,
+                      a[worst].item<double>(), numeric[worst].item<double>());
     }
   }
   return result;

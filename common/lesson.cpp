@@ -63,19 +63,20 @@ void Lesson::show(const std::string& key, const std::string& label, bool value) 
   record(key, value);
 }
 
-void Lesson::write_values() const {
-  write_file_atomically(out_dir_ / "values.json", values_.dump(2) + "\n");
-}
+void Lesson::write_values() const { write_file_atomically(out_dir_ / "values.json", values_.dump(2) + "\n"); }
 
 LessonApp::LessonApp(std::string name, const std::string& description)
     : name_(std::move(name)), cli_(description, name_) {
   options_.out_dir = std::filesystem::path("lesson-output") / name_;
-  cli_.add_option("--device", options_.device, "auto, cpu, cuda or cuda:N (auto: the first GPU, else the CPU)")
+  cli_.add_option("--device", options_.device,
+                  "auto, cpu, cuda or cuda:N (auto: the first GPU, else the CPU)")
       ->capture_default_str();
-  cli_.add_option("--seed", options_.seed, "seed of the random generator; the same seed prints the same numbers")
+  cli_.add_option("--seed", options_.seed,
+                  "seed of the random generator; the same seed prints the same numbers")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  cli_.add_option("--out-dir", options_.out_dir, "folder for the files the lesson writes (values.json and others)")
+  cli_.add_option("--out-dir", options_.out_dir,
+                  "folder for the files the lesson writes (values.json and others)")
       ->capture_default_str();
 }
 

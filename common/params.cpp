@@ -41,7 +41,8 @@ void copy_parameters(const torch::nn::Module& from, torch::nn::Module& to) {
   auto target = to.named_parameters(/*recurse=*/true);
   for (const auto& item : from.named_parameters(/*recurse=*/true)) {
     auto* dest = target.find(item.key());
-    if (dest == nullptr) throw std::invalid_argument("copy_parameters: no parameter named '" + item.key() + "'");
+    if (dest == nullptr)
+      throw std::invalid_argument("copy_parameters: no parameter named '" + item.key() + "'");
     if (dest->sizes() != item.value().sizes()) {
       throw std::invalid_argument("copy_parameters: '" + item.key() + "' has another shape");
     }

@@ -101,8 +101,8 @@ std::string format_histogram(const torch::Tensor& values, int bins, int width) {
   for (int i = 0; i < bins; ++i) {
     const auto count = counts[i].item<double>();
     const int bar = static_cast<int>(std::lround(width * count / most));
-    out += fmt::format("  [{:>8.3f}, {:>8.3f}) {:<{}} {}\n", lo + i * step, lo + (i + 1) * step, std::string(bar, '#'),
-                       width, static_cast<int64_t>(count));
+    out += fmt::format("  [{:>8.3f}, {:>8.3f}) {:<{}} {}\n", lo + i * step, lo + (i + 1) * step,
+                       std::string(bar, '#'), width, static_cast<int64_t>(count));
   }
   return out;
 }

@@ -40,7 +40,8 @@ std::vector<std::string> validate_with_libzip(const std::vector<char>& bytes, co
   zip_error_t error;
   zip_error_init(&error);
   zip_source_t* source = zip_source_buffer_create(bytes.data(), bytes.size(), 0, &error);
-  if (source == nullptr) fail(name, fmt::format("cannot read it as an archive ({})", zip_error_strerror(&error)));
+  if (source == nullptr)
+    fail(name, fmt::format("cannot read it as an archive ({})", zip_error_strerror(&error)));
   ZipArchive zip;
   zip.archive = zip_open_from_source(source, ZIP_CHECKCONS | ZIP_RDONLY, &error);
   if (zip.archive == nullptr) {
@@ -130,8 +131,10 @@ c10::IValue unpickle(const std::vector<char>& bytes, const std::string& name, co
     const std::string what = e.what_without_backtrace();
     if (what.find("Unknown opcode") != std::string::npos && what.find("0x73") != std::string::npos) {
       // 0x73 is pickle's SETITEM, which Python uses for a dict of exactly one entry.
-      fail(name, "holds a Python dict with a single entry, which LibTorch 1.13's unpickler cannot read "
-                 "(pickle opcode SETITEM); save at least two entries, or the tensor itself with torch.save(tensor, path)");
+      fail(name,
+           "holds a Python dict with a single entry, which LibTorch 1.13's unpickler cannot read "
+           "(pickle opcode SETITEM); save at least two entries, or the tensor itself with torch.save(tensor, "
+           "path)");
     }
     fail(name, fmt::format("cannot be read as a Python torch.save file: {}", one_line_message(e)));
   }
@@ -142,7 +145,9 @@ std::vector<std::string> checked_entries(const std::vector<char>& bytes, const s
                                          std::string* data_pkl) {
   if (bytes.empty()) fail(name, "the file is empty");
   if (bytes.size() < 4 || bytes[0] != 'P' || bytes[1] != 'K') {
-    fail(name, "not a model file: LibTorch and PyTorch files are zip archives, and this one does not start like one");
+    fail(name,
+         "not a model file: LibTorch and PyTorch files are zip archives, and this one does not start like "
+         "one");
   }
 #if MP_HAVE_LIBZIP
   return validate_with_libzip(bytes, name, data_pkl);
@@ -177,8 +182,10 @@ bool archive_validation_available() { return MP_HAVE_LIBZIP != 0; }
 
 StateDict state_dict(const torch::nn::Module& module) {
   StateDict state;
-  for (const auto& item : module.named_parameters(/*recurse=*/true)) state.emplace_back(item.key(), item.value());
-  for (const auto& item : module.named_buffers(/*recurse=*/true)) state.emplace_back(item.key(), item.value());
+  for (const auto& item : module.named_parameters(/*recurse=*/true))
+    state.emplace_back(item.key(), item.value());
+  for (const auto& item : module.named_buffers(/*recurse=*/true))
+    state.emplace_back(item.key(), item.value());
   return state;
 }
 
@@ -211,7 +218,8 @@ StateDict read_state_dict(const std::vector<char>& bytes, const std::string& nam
       flatten_archive(archive, "", state);
       return state;
     } catch (const c10::Error& e) {
-      if (!entries.empty()) fail(name, fmt::format("cannot be read as a LibTorch archive: {}", one_line_message(e)));
+      if (!entries.empty())
+        fail(name, fmt::format("cannot be read as a LibTorch archive: {}", one_line_message(e)));
     }
   }
   return state_dict_from_ivalue(unpickle(bytes, name, data_pkl), name);
@@ -247,8 +255,8 @@ void load_state_dict(torch::nn::Module& module, const StateDict& state, const st
     if (found == given.end()) {
       missing.push_back(key);
     } else if (found->second.sizes() != tensor.sizes()) {
-      mismatched.push_back(fmt::format("{} is {} in the model but {} in the file", key, format_shape(tensor.sizes()),
-                                       format_shape(found->second.sizes())));
+      mismatched.push_back(fmt::format("{} is {} in the model but {} in the file", key,
+                                       format_shape(tensor.sizes()), format_shape(found->second.sizes())));
     } else if (found->second.scalar_type() != tensor.scalar_type()) {
       mismatched.push_back(fmt::format("{} is {} in the model but {} in the file", key,
                                        c10::toString(tensor.scalar_type()),
@@ -263,9 +271,10 @@ void load_state_dict(torch::nn::Module& module, const StateDict& state, const st
     if (!missing.empty()) parts.push_back(fmt::format("missing keys: {}", fmt::join(missing, ", ")));
     if (!unexpected.empty()) parts.push_back(fmt::format("unexpected keys: {}", fmt::join(unexpected, ", ")));
     if (!mismatched.empty()) parts.push_back(fmt::format("mismatches: {}", fmt::join(mismatched, "; ")));
-    throw std::runtime_error(fmt::format("{} does not fit the model ({}); load only files saved from the same "
-                                         "architecture, with the same dtypes",
-                                         source, fmt::join(parts, "; ")));
+    throw std::runtime_error(
+        fmt::format("{} does not fit the model ({}); load only files saved from the same "
+                    "architecture, with the same dtypes",
+                    source, fmt::join(parts, "; ")));
   }
   // Everything was checked first, so the copy cannot fail half-way and leave the module half-loaded.
   torch::NoGradGuard no_grad;

@@ -31,8 +31,9 @@ TEST_P(CenteredLayerTest, ComposedNetHasZeroMeanUpToRounding) {
   EXPECT_EQ(Y.scalar_type(), torch::kFloat);
   // The Linear alone does not have a zero mean (ten times the tolerance below): the centring is what
   // brings it there.
-  ASSERT_GT(std::abs(net[0]->as<torch::nn::Linear>()->forward(torch::ones({4, 8}, device())).mean().item<double>()),
-            1e-5);
+  ASSERT_GT(
+      std::abs(net[0]->as<torch::nn::Linear>()->forward(torch::ones({4, 8}, device())).mean().item<double>()),
+      1e-5);
   EXPECT_LT(std::abs(Y.mean().item<double>()), 1e-6);
 }
 

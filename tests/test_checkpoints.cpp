@@ -18,8 +18,8 @@ namespace {
 
 // 512 examples in batches of 32: 16 steps an epoch, 48 in three epochs, a checkpoint every 5 steps.
 std::vector<std::string> train_args(const fs::path& out_dir) {
-  return {MP_LESSON_BINARY, "--device", "cpu", "--out-dir", out_dir.string(), "--epochs", "3", "--examples", "512",
-          "--batch-size", "32", "--checkpoint-every", "5"};
+  return {MP_LESSON_BINARY, "--device", "cpu",          "--out-dir", out_dir.string(),     "--epochs", "3",
+          "--examples",     "512",      "--batch-size", "32",        "--checkpoint-every", "5"};
 }
 
 testing_mp::RunResult run(std::vector<std::string> args, const std::vector<std::string>& extra = {}) {
@@ -27,7 +27,9 @@ testing_mp::RunResult run(std::vector<std::string> args, const std::vector<std::
   return testing_mp::run_program(args);
 }
 
-common::StateDict final_params(const fs::path& out_dir) { return common::read_state_dict(out_dir / "final.params"); }
+common::StateDict final_params(const fs::path& out_dir) {
+  return common::read_state_dict(out_dir / "final.params");
+}
 
 void expect_same_state(const common::StateDict& actual, const common::StateDict& expected) {
   ASSERT_EQ(actual.size(), expected.size());
@@ -102,7 +104,8 @@ TEST(Checkpoints, TrainingLossFalls) {
   options.checkpoint_every = 1000000;
   options.checkpoint_dir = testing_mp::fresh_dir();
   std::vector<double> losses;
-  checkpoints::train(model, optimizer, data, options, {}, [&](const auto& r) { losses.push_back(r.loss); }, {});
+  checkpoints::train(model, optimizer, data, options, {}, [&](const auto& r) { losses.push_back(r.loss); },
+                     {});
   ASSERT_EQ(losses.size(), 5u);
   // Chance level is ln(10) = 2.30; the last epoch's loss must be below half the first's.
   EXPECT_LT(losses.back(), 0.5 * losses.front()) << "first " << losses.front() << ", last " << losses.back();
@@ -140,8 +143,10 @@ TEST(Checkpoints, TruncatedNewestCheckpointFallsBackToThePreviousOne) {
   fs::resize_file(found[0], fs::file_size(found[0]) / 2);
   const auto resumed = run(train_args(dir), {"--resume"});
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
-  EXPECT_NE(resumed.err.find("warning: skipping " + found[0].filename().string()), std::string::npos) << resumed.err;
-  EXPECT_NE(resumed.out.find("resumed from " + found[1].filename().string()), std::string::npos) << resumed.out;
+  EXPECT_NE(resumed.err.find("warning: skipping " + found[0].filename().string()), std::string::npos)
+      << resumed.err;
+  EXPECT_NE(resumed.out.find("resumed from " + found[1].filename().string()), std::string::npos)
+      << resumed.out;
   expect_same_state(final_params(dir), uninterrupted());
 }
 

@@ -82,8 +82,7 @@ TEST_P(LessonCli, BadOptionsExitTwoWithOneErrorLine) {
 
 INSTANTIATE_TEST_SUITE_P(Cases, LessonCli,
                          ::testing::Values(CliCase{{"--no-such-flag"}, "--no-such-flag"},
-                                           CliCase{{"--seed", "abc"}, "abc"},
-                                           CliCase{{"--seed", "-3"}, "-3"},
+                                           CliCase{{"--seed", "abc"}, "abc"}, CliCase{{"--seed", "-3"}, "-3"},
                                            CliCase{{"--device", "gpu"}, "'gpu'"},
                                            CliCase{{"--device", "cuda:99"}, "cuda:99"},
                                            CliCase{{"--out-dir", "/proc/version/x"}, "/proc/version/x"}));

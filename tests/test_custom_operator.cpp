@@ -15,12 +15,13 @@ namespace {
 // A test-only operator with a deliberate slip in its backward: the ReLU mask is forgotten, so the
 // gradient also flows where the output was clamped to 0.
 struct MasklessLinearRelu : public torch::autograd::Function<MasklessLinearRelu> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& X, const torch::Tensor& W,
-                               const torch::Tensor& b) {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& X,
+                               const torch::Tensor& W, const torch::Tensor& b) {
     ctx->save_for_backward({X, W});
     return op::linear_relu_forward_cpu(X, W, b);
   }
-  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list g) {
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list g) {
     const auto saved = ctx->get_saved_variables();
     return {g[0].mm(saved[1].t()), saved[0].t().mm(g[0]), g[0].sum(0)};
   }
@@ -42,7 +43,8 @@ MP_INSTANTIATE_ON_DEVICES(CustomOperator);
 TEST_P(CustomOperator, GradientCheckPassesForEveryInput) {
   const auto inputs = double_inputs(device());
   const auto result = common::gradcheck(
-      [](const std::vector<torch::Tensor>& in) { return op::linear_relu(in[0], in[1], in[2]); }, inputs, kNames);
+      [](const std::vector<torch::Tensor>& in) { return op::linear_relu(in[0], in[1], in[2]); }, inputs,
+      kNames);
   EXPECT_TRUE(result.passed) << result.report;
   ASSERT_EQ(result.max_error.size(), 3u);
   for (size_t i = 0; i < 3; ++i) EXPECT_LT(result.max_error[i], 1e-5) << kNames[i];
@@ -53,8 +55,8 @@ TEST(CustomOperator, GradientCheckCatchesAWrongBackward) {
   // Some outputs really are clamped, or the slip would not show.
   ASSERT_TRUE(op::linear_relu_forward_cpu(inputs[0], inputs[1], inputs[2]).eq(0).any().item<bool>());
   const auto result = common::gradcheck(
-      [](const std::vector<torch::Tensor>& in) { return MasklessLinearRelu::apply(in[0], in[1], in[2]); }, inputs,
-      kNames);
+      [](const std::vector<torch::Tensor>& in) { return MasklessLinearRelu::apply(in[0], in[1], in[2]); },
+      inputs, kNames);
   EXPECT_FALSE(result.passed);
   EXPECT_NE(result.report.find("weight"), std::string::npos) << result.report;
 }
@@ -90,7 +92,8 @@ TEST_P(CustomOperator, ModuleTrainsThroughTheOperator) {
 
 TEST_P(CustomOperator, CudaKernelMatchesTheCpuPath) {
   if (device().is_cpu()) GTEST_SKIP() << "compares the CUDA kernel with the CPU: needs a GPU";
-  if (!op::have_cuda_kernel()) GTEST_SKIP() << "built without the CUDA toolkit: no hand-written kernel to compare";
+  if (!op::have_cuda_kernel())
+    GTEST_SKIP() << "built without the CUDA toolkit: no hand-written kernel to compare";
   auto X = torch::rand({64, 33});
   auto W = torch::randn({33, 17});
   auto b = torch::randn({17});

@@ -33,13 +33,15 @@ void write_text(const fs::path& path, const std::string& text) {
 // Every file in a folder with its contents.
 std::map<std::string, std::string> snapshot(const fs::path& dir) {
   std::map<std::string, std::string> files;
-  for (const auto& entry : fs::directory_iterator(dir)) files[entry.path().filename()] = read_text(entry.path());
+  for (const auto& entry : fs::directory_iterator(dir))
+    files[entry.path().filename()] = read_text(entry.path());
   return files;
 }
 
 // A module whose parameters are given explicitly, to build files of other architectures.
 struct Custom : torch::nn::Module {
-  Custom(const std::vector<std::pair<std::string, std::vector<int64_t>>>& shapes, torch::Dtype dtype = torch::kFloat) {
+  Custom(const std::vector<std::pair<std::string, std::vector<int64_t>>>& shapes,
+         torch::Dtype dtype = torch::kFloat) {
     for (const auto& [name, shape] : shapes) register_parameter(name, torch::randn(shape, dtype));
   }
 };
@@ -54,7 +56,8 @@ std::vector<torch::Tensor> values_of(const torch::nn::Module& module) {
 void expect_unchanged(const torch::nn::Module& module, const std::vector<torch::Tensor>& before) {
   const auto after = module.parameters();
   ASSERT_EQ(after.size(), before.size());
-  for (size_t i = 0; i < before.size(); ++i) EXPECT_TRUE(tensors_equal(after[i], before[i])) << "parameter " << i;
+  for (size_t i = 0; i < before.size(); ++i)
+    EXPECT_TRUE(tensors_equal(after[i], before[i])) << "parameter " << i;
 }
 
 // The error message of load_state_dict(module, path), or "" when it succeeded.
@@ -172,7 +175,8 @@ TEST(FileIo, StrictLoaderReportsEveryProblemAtOnce) {
   common::save_state_dict(Custom({{"weight", {3, 4}}, {"other", {1}}}), path);
   torch::nn::Linear linear(4, 8);
   const auto error = load_error(*linear, path);
-  for (const char* part : {"missing keys: bias", "unexpected keys: other", "weight is [8, 4] in the model but [3, 4]"}) {
+  for (const char* part :
+       {"missing keys: bias", "unexpected keys: other", "weight is [8, 4] in the model but [3, 4]"}) {
     EXPECT_NE(error.find(part), std::string::npos) << part << " not in: " << error;
   }
 }
@@ -249,12 +253,14 @@ TEST_P(FileIoBadLoad, EndsWithOneErrorLineAndExitTwoAndTouchesNothing) {
   const auto bad = testing_mp::fresh_dir("bad") / GetParam().name;
   GetParam().make(bad, out_dir / "mlp.params");
 
-  const auto result = testing_mp::run_program({MP_LESSON_BINARY, "--out-dir", out_dir.string(), "--load", bad.string()});
+  const auto result =
+      testing_mp::run_program({MP_LESSON_BINARY, "--out-dir", out_dir.string(), "--load", bad.string()});
   EXPECT_EQ(result.exit_code, common::kExitBadInput) << result.err;
   EXPECT_EQ(result.signal, 0);
   EXPECT_EQ(result.err.rfind("error: ", 0), 0u) << result.err;
   EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
-  EXPECT_NE(result.err.find(bad.string()), std::string::npos) << "the error does not name the file: " << result.err;
+  EXPECT_NE(result.err.find(bad.string()), std::string::npos)
+      << "the error does not name the file: " << result.err;
   EXPECT_NE(result.err.find(GetParam().expected_in_error), std::string::npos) << result.err;
   EXPECT_EQ(snapshot(out_dir), before) << "the failed run changed the output folder";
 }
@@ -297,7 +303,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadFile{"random-zip-header.params",
                 [](const fs::path& p, const fs::path&) {
                   auto bytes = torch::randint(0, 256, {4096}, torch::kUInt8);
-                  write_text(p, "PK\x03\x04" + std::string(reinterpret_cast<const char*>(bytes.data_ptr<uint8_t>()), 4096));
+                  write_text(p,
+                             "PK\x03\x04" +
+                                 std::string(reinterpret_cast<const char*>(bytes.data_ptr<uint8_t>()), 4096));
                 },
                 "not a valid model file", true},
         BadFile{"missing-keys.params",
@@ -305,19 +313,20 @@ INSTANTIATE_TEST_SUITE_P(
                   common::save_state_dict(OtherMLP(256, false, false), p);
                 },
                 "missing keys: output.weight, output.bias"},
-        BadFile{"extra-keys.params",
-                [](const fs::path& p, const fs::path&) {
-                  common::save_state_dict(OtherMLP(256, true, true), p);
-                },
-                "unexpected keys: extra.weight, extra.bias"},
+        BadFile{
+            "extra-keys.params",
+            [](const fs::path& p, const fs::path&) { common::save_state_dict(OtherMLP(256, true, true), p); },
+            "unexpected keys: extra.weight, extra.bias"},
         BadFile{"wrong-shapes.params",
                 [](const fs::path& p, const fs::path&) {
                   common::save_state_dict(OtherMLP(128, true, false), p);
                 },
                 "hidden.weight is [256, 20] in the model but [128, 20] in the file"},
-        BadFile{"ordered.pt", [](const fs::path& p, const fs::path&) { fs::copy_file(kReference / "mlp_ordered.pt", p); },
+        BadFile{"ordered.pt",
+                [](const fs::path& p, const fs::path&) { fs::copy_file(kReference / "mlp_ordered.pt", p); },
                 "OrderedDict"},
-        BadFile{"double.pt", [](const fs::path& p, const fs::path&) { fs::copy_file(kReference / "mlp_double.pt", p); },
+        BadFile{"double.pt",
+                [](const fs::path& p, const fs::path&) { fs::copy_file(kReference / "mlp_double.pt", p); },
                 "Float in the model but Double in the file"}),
     [](const ::testing::TestParamInfo<BadFile>& info) {
       std::string name = info.param.name.substr(0, info.param.name.find('.'));
@@ -344,6 +353,7 @@ TEST(FileIo, PythonOpensWhatTheLessonWrote) {
   const auto lesson = testing_mp::run_program({MP_LESSON_BINARY, "--out-dir", out_dir.string()});
   ASSERT_EQ(lesson.exit_code, 0) << lesson.err;
   const auto check = testing_mp::run_program(
-      {python, (fs::path(MP_SOURCE_DIR) / "data" / "python" / "check_interop.py").string(), out_dir.string()});
+      {python, (fs::path(MP_SOURCE_DIR) / "data" / "python" / "check_interop.py").string(),
+       out_dir.string()});
   EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
 }

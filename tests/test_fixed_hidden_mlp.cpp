@@ -14,7 +14,8 @@ MP_INSTANTIATE_ON_DEVICES(FixedHiddenMLPTest);
 
 TEST(FixedHiddenMLPTest, ConstantWeightIsNotAParameter) {
   FixedHiddenMLP net;
-  for (const auto& p : net->parameters()) EXPECT_NE(p.unsafeGetTensorImpl(), net->rand_weight.unsafeGetTensorImpl());
+  for (const auto& p : net->parameters())
+    EXPECT_NE(p.unsafeGetTensorImpl(), net->rand_weight.unsafeGetTensorImpl());
   EXPECT_FALSE(net->rand_weight.requires_grad());
 }
 

@@ -13,7 +13,8 @@ class Gpus : public testing_mp::OnDevice {};
 MP_INSTANTIATE_ON_DEVICES(Gpus);
 
 TEST(Gpus, TryGpuTenFallsBackToTheCpu) {
-  if (torch::cuda::is_available() && torch::cuda::device_count() > 10) GTEST_SKIP() << "this machine has cuda:10";
+  if (torch::cuda::is_available() && torch::cuda::device_count() > 10)
+    GTEST_SKIP() << "this machine has cuda:10";
   EXPECT_EQ(common::try_gpu(10), torch::Device(torch::kCPU));
 }
 
@@ -66,7 +67,9 @@ TEST(Gpus, MedianIgnoresOneSlowRun) {
 
 TEST(Gpus, DataParallelEqualsOneDevice) {
   const auto devices = common::try_all_gpus();
-  if (devices.size() < 2) GTEST_SKIP() << "data_parallel needs at least two GPUs; this machine has " << (devices[0].is_cuda() ? 1 : 0);
+  if (devices.size() < 2)
+    GTEST_SKIP() << "data_parallel needs at least two GPUs; this machine has "
+                 << (devices[0].is_cuda() ? 1 : 0);
   auto mlp = gpus::make_mlp();
   mlp->to(devices[0]);
   auto input = torch::rand({64, 20}, devices[0]);

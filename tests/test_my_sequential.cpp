@@ -22,7 +22,8 @@ TEST(MySequentialTest, ParameterNamesAreThoseOfNnSequential) {
   auto net = my_sequential::make_mlp();
   torch::nn::Sequential reference(torch::nn::Linear(20, 256), torch::nn::ReLU(), torch::nn::Linear(256, 10));
   EXPECT_EQ(common::parameter_names(*net), common::parameter_names(*reference));
-  EXPECT_EQ(common::parameter_names(*net), (std::vector<std::string>{"0.weight", "0.bias", "2.weight", "2.bias"}));
+  EXPECT_EQ(common::parameter_names(*net),
+            (std::vector<std::string>{"0.weight", "0.bias", "2.weight", "2.bias"}));
 }
 
 TEST_P(MySequentialTest, SameWeightsGiveBitIdenticalOutputToNnSequential) {

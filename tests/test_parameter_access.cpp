@@ -25,7 +25,8 @@ TEST(ParameterAccess, SecondLinearHoldsFloatWeightOneByEightAndBiasOne) {
 
 TEST(ParameterAccess, WholeNetNamesAreExactlyTheFour) {
   auto net = parameter_access::make_net();
-  EXPECT_EQ(common::parameter_names(*net), (std::vector<std::string>{"0.weight", "0.bias", "2.weight", "2.bias"}));
+  EXPECT_EQ(common::parameter_names(*net),
+            (std::vector<std::string>{"0.weight", "0.bias", "2.weight", "2.bias"}));
 }
 
 TEST(ParameterAccess, ValueByNameSharesStorageWithValueByIndex) {

@@ -85,9 +85,11 @@ TEST(ParameterInit, SameSeedGivesSameInitialWeights) {
   auto b = make_net();
   auto c = make_net();  // the generator has moved on: a different net
   for (int i : {0, 2}) {
-    EXPECT_TRUE(testing_mp::tensors_equal(a->ptr<torch::nn::LinearImpl>(i)->weight, b->ptr<torch::nn::LinearImpl>(i)->weight));
+    EXPECT_TRUE(testing_mp::tensors_equal(a->ptr<torch::nn::LinearImpl>(i)->weight,
+                                          b->ptr<torch::nn::LinearImpl>(i)->weight));
   }
-  EXPECT_FALSE(torch::equal(a->ptr<torch::nn::LinearImpl>(0)->weight, c->ptr<torch::nn::LinearImpl>(0)->weight));
+  EXPECT_FALSE(
+      torch::equal(a->ptr<torch::nn::LinearImpl>(0)->weight, c->ptr<torch::nn::LinearImpl>(0)->weight));
 }
 
 TEST(ParameterInit, DefaultLinearInitLiesWithinOneOverSqrtFanIn) {

@@ -53,7 +53,8 @@ TEST(TiedParameters, ParametersListsEightAndUniqueParametersSix) {
   EXPECT_EQ(common::unique_parameters(*net).size(), 6u);
   std::vector<std::string> unique_names;
   for (const auto& [name, tensor] : common::unique_named_parameters(*net)) unique_names.push_back(name);
-  EXPECT_EQ(unique_names, (std::vector<std::string>{"0.weight", "0.bias", "2.weight", "2.bias", "6.weight", "6.bias"}));
+  EXPECT_EQ(unique_names,
+            (std::vector<std::string>{"0.weight", "0.bias", "2.weight", "2.bias", "6.weight", "6.bias"}));
 }
 
 // How far one SGD step moves the shared weight, in units of lr x grad.

@@ -38,20 +38,22 @@ std::string slurp(const fs::path& path) {
       actual.scalar_type() == expected.scalar_type() && torch::equal(actual.cpu(), expected.cpu())) {
     return ::testing::AssertionSuccess();
   }
-  return ::testing::AssertionFailure() << "tensors differ\n actual: " << describe(actual)
-                                       << "\n expected: " << describe(expected);
+  return ::testing::AssertionFailure()
+         << "tensors differ\n actual: " << describe(actual) << "\n expected: " << describe(expected);
 }
 
-::testing::AssertionResult tensors_close(const torch::Tensor& actual, const torch::Tensor& expected, double rtol,
-                                         double atol) {
+::testing::AssertionResult tensors_close(const torch::Tensor& actual, const torch::Tensor& expected,
+                                         double rtol, double atol) {
   if (actual.defined() && expected.defined() && actual.sizes() == expected.sizes() &&
       torch::allclose(actual.cpu(), expected.cpu(), rtol, atol)) {
     return ::testing::AssertionSuccess();
   }
-  auto result = ::testing::AssertionFailure() << "tensors not close (rtol " << rtol << ", atol " << atol << ")";
+  auto result = ::testing::AssertionFailure()
+                << "tensors not close (rtol " << rtol << ", atol " << atol << ")";
   if (actual.defined() && expected.defined() && actual.sizes() == expected.sizes()) {
-    result << ", max abs difference "
-           << (actual.cpu().to(torch::kDouble) - expected.cpu().to(torch::kDouble)).abs().max().item<double>();
+    result
+        << ", max abs difference "
+        << (actual.cpu().to(torch::kDouble) - expected.cpu().to(torch::kDouble)).abs().max().item<double>();
   }
   return result << "\n actual: " << describe(actual) << "\n expected: " << describe(expected);
 }
@@ -106,8 +108,10 @@ RunResult run_program(const std::vector<std::string>& argv) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0644);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0644);
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -130,12 +134,14 @@ RunResult run_program(const std::vector<std::string>& argv) {
 
 fs::path fresh_dir(const std::string& tag) {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string name = info != nullptr ? fmt::format("{}.{}", info->test_suite_name(), info->name()) : "no-test";
+  std::string name =
+      info != nullptr ? fmt::format("{}.{}", info->test_suite_name(), info->name()) : "no-test";
   for (auto& c : name) {
     if (c == '/') c = '_';
   }
   static int counter = 0;
-  const fs::path dir = fs::path(MP_BINARY_DIR) / "test-output" / name / fmt::format("{}{}-{}", tag, getpid(), ++counter);
+  const fs::path dir =
+      fs::path(MP_BINARY_DIR) / "test-output" / name / fmt::format("{}{}-{}", tag, getpid(), ++counter);
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;

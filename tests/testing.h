@@ -15,8 +15,8 @@ namespace testing_mp {
 ::testing::AssertionResult tensors_equal(const torch::Tensor& actual, const torch::Tensor& expected);
 
 // torch::allclose with the tolerances written out at the call, printing both tensors when they differ.
-::testing::AssertionResult tensors_close(const torch::Tensor& actual, const torch::Tensor& expected, double rtol,
-                                         double atol);
+::testing::AssertionResult tensors_close(const torch::Tensor& actual, const torch::Tensor& expected,
+                                         double rtol, double atol);
 
 // {cpu} ∪ try_all_gpus(), as strings for test parameters ("cpu", "cuda:0", ...). Always lists "cuda:0"
 // so that a machine without CUDA reports the CUDA instances as skipped rather than leaving them out.
@@ -37,7 +37,7 @@ class OnDevice : public ::testing::TestWithParam<std::string> {
 // Instance names such as "cpu" and "cuda_0".
 std::string device_test_name(const ::testing::TestParamInfo<std::string>& info);
 
-#define MP_INSTANTIATE_ON_DEVICES(Suite)                                                              \
+#define MP_INSTANTIATE_ON_DEVICES(Suite)                                                            \
   INSTANTIATE_TEST_SUITE_P(Devices, Suite, ::testing::ValuesIn(::testing_mp::devices_under_test()), \
                            ::testing_mp::device_test_name)
 

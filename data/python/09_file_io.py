@@ -4,9 +4,8 @@ import os
 import tempfile
 
 import torch
-from torch import nn
-from torch.nn import functional as F
 
+from mlp import MLP  # the notes' MLP: hidden = Linear(20, 256), ReLU, output = Linear(256, 10)
 from parity import Values
 
 parser = argparse.ArgumentParser()
@@ -28,16 +27,6 @@ torch.save(mydict, os.path.join(d, "mydict"))
 mydict2 = torch.load(os.path.join(d, "mydict"))
 v["mydict_x"] = mydict2["x"]
 v["mydict_y"] = mydict2["y"]
-
-
-class MLP(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.hidden = nn.Linear(20, 256)
-        self.output = nn.Linear(256, 10)
-
-    def forward(self, x):
-        return self.output(F.relu(self.hidden(x)))
 
 
 net = MLP()

@@ -13,20 +13,10 @@ one_entry.pt   a dict with a single tensor (pickled with SETITEM, which LibTorch
 import os
 
 import torch
-from torch import nn
-from torch.nn import functional as F
+
+from mlp import MLP  # the notes' MLP: hidden = Linear(20, 256), ReLU, output = Linear(256, 10)
 
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference")
-
-
-class MLP(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.hidden = nn.Linear(20, 256)
-        self.output = nn.Linear(256, 10)
-
-    def forward(self, x):
-        return self.output(F.relu(self.hidden(x)))
 
 
 torch.manual_seed(0)

@@ -36,7 +36,8 @@ int main(int argc, char** argv) {
 
     // In Python net(X) is shorthand for net.__call__(X); in C++ the module holder's operator() forwards
     // to forward().
-    lesson.show("call_equals_forward", "net(X) equals net->forward(X)", torch::equal(mlp(X), mlp->forward(X)));
+    lesson.show("call_equals_forward", "net(X) equals net->forward(X)",
+                torch::equal(mlp(X), mlp->forward(X)));
 
     // Each instance owns its layers, so two MLPs are two different models.
     blocks::MLP mlp2;

@@ -24,7 +24,8 @@ int main(int argc, char** argv) {
     lesson.show("names", "parameter names (as nn::Sequential's)", common::parameter_names(*net));
 
     // The same weights in LibTorch's own Sequential give the same numbers: MySequential is Sequential.
-    auto reference = torch::nn::Sequential(torch::nn::Linear(20, 256), torch::nn::ReLU(), torch::nn::Linear(256, 10));
+    auto reference =
+        torch::nn::Sequential(torch::nn::Linear(20, 256), torch::nn::ReLU(), torch::nn::Linear(256, 10));
     reference->to(device);
     common::copy_parameters(*net, *reference);
     lesson.show("same_as_sequential", "nn::Sequential with the same weights gives the same output",
@@ -47,11 +48,13 @@ int main(int argc, char** argv) {
     UnregisteredSequential unregistered(hidden, torch::nn::ReLU(), last);
     lesson.say("the unregistered chain still computes: output shape {}",
                common::format_shape(unregistered(X.cpu()).sizes()));
-    lesson.show("unregistered_parameters", "parameters() finds", static_cast<int64_t>(unregistered->parameters().size()));
+    lesson.show("unregistered_parameters", "parameters() finds",
+                static_cast<int64_t>(unregistered->parameters().size()));
     lesson.say("  ...although {} parameter tensors exist, hidden in the vector",
                unregistered->hidden_parameters().size());
-    lesson.show("unregistered_state_entries", "entries torch::save would write",
-                static_cast<int64_t>(unregistered->named_parameters().size() + unregistered->named_buffers().size()));
+    lesson.show(
+        "unregistered_state_entries", "entries torch::save would write",
+        static_cast<int64_t>(unregistered->named_parameters().size() + unregistered->named_buffers().size()));
     // to() walks registered children only, so on a GPU the hidden layers stay behind on the CPU.
     unregistered->to(device);
     lesson.say("after to({}), the hidden weight is on {}{}", device.str(), hidden->weight.device().str(),

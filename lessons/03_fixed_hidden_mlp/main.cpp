@@ -32,7 +32,8 @@ int main(int argc, char** argv) {
     net(X).backward();
     sgd.step();
     lesson.say("after one SGD step: rand_weight unchanged: {}, linear.weight changed: {}",
-               torch::equal(net->rand_weight, rand_weight_before), !torch::equal(net->linear->weight, linear_before));
+               torch::equal(net->rand_weight, rand_weight_before),
+               !torch::equal(net->linear->weight, linear_before));
 
     lesson.banner("Ejecutando código en la función de propagación directa",
                   "Mixing blocks: NestMLP inside a Sequential with FixedHiddenMLP");

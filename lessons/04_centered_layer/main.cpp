@@ -16,7 +16,8 @@ int main(int argc, char** argv) {
     lesson.show("centered", "CenteredLayer()([1, 2, 3, 4, 5])", centered);
     lesson.show("layer_parameters", "parameters it owns", static_cast<int64_t>(layer->parameters().size()));
 
-    lesson.banner("Capas sin Parámetros", "The layer inside a model: Sequential(Linear(8, 128), CenteredLayer)");
+    lesson.banner("Capas sin Parámetros",
+                  "The layer inside a model: Sequential(Linear(8, 128), CenteredLayer)");
     auto net = centered_layer::make_net();
     net->to(device);
     auto Y = net->forward(torch::rand({4, 8}).to(device));

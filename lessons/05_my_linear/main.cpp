@@ -18,7 +18,8 @@ int main(int argc, char** argv) {
     auto out = linear(torch::rand({2, 5}).to(device));
     lesson.show("out", "linear(rand(2, 5)) (ReLU: never negative)", out);
 
-    lesson.banner("Capas con parámetros", "Models from custom layers: Sequential(MyLinear(64, 8), MyLinear(8, 1))");
+    lesson.banner("Capas con parámetros",
+                  "Models from custom layers: Sequential(MyLinear(64, 8), MyLinear(8, 1))");
     auto net = my_linear::make_net();
     net->to(device);
     auto net_out = net->forward(torch::rand({2, 64}).to(device));
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
     lesson.say("output requires grad through .data(): {} (backward() would fail: nothing to train)",
                detached_out.requires_grad());
     linear(input).sum().backward();
-    lesson.say("through the parameters themselves, weight.grad is defined: {}", linear->weight.grad().defined());
+    lesson.say("through the parameters themselves, weight.grad is defined: {}",
+               linear->weight.grad().defined());
   });
 }

@@ -15,7 +15,8 @@ int main(int argc, char** argv) {
   return app.run(argc, argv, [](common::Lesson& lesson) {
     const auto& device = lesson.device();
 
-    lesson.banner("Gestión de parámetros", "The net of this part: Sequential(Linear(4, 8), ReLU, Linear(8, 1))");
+    lesson.banner("Gestión de parámetros",
+                  "The net of this part: Sequential(Linear(4, 8), ReLU, Linear(8, 1))");
     auto net = parameter_access::make_net();
     net->to(device);
     auto X = torch::rand({2, 4}).to(device);
@@ -34,7 +35,8 @@ int main(int argc, char** argv) {
     lesson.show("bias", "net[2].bias", second.bias);
     lesson.show("bias_requires_grad", "it is a parameter (requires grad)", second.bias.requires_grad());
     // Python shows None here; in C++ the gradient is an undefined tensor until backward() runs.
-    lesson.show("weight_grad_defined", "net[2].weight.grad() defined before backward()", second.weight.grad().defined());
+    lesson.show("weight_grad_defined", "net[2].weight.grad() defined before backward()",
+                second.weight.grad().defined());
 
     lesson.banner("Todos los parámetros a la vez", "All parameters: of one layer, then of the whole net");
     lesson.show("layer0_names", "net[0] parameter names", common::parameter_names(*net[0]));

@@ -9,7 +9,8 @@
 using namespace parameter_init;
 
 int main(int argc, char** argv) {
-  common::LessonApp app("07_parameter_init", "Inicialización de parámetros: built-in and custom initialisers");
+  common::LessonApp app("07_parameter_init",
+                        "Inicialización de parámetros: built-in and custom initialisers");
   return app.run(argc, argv, [](common::Lesson& lesson) {
     const auto& device = lesson.device();
     auto net = make_net();
@@ -49,9 +50,11 @@ int main(int argc, char** argv) {
       first.weight.add_(1);
       first.weight[0][0] = 42;
     }
-    lesson.show("direct_weight0", "after weight += 1 and weight[0][0] = 42: net[0].weight[0]", first.weight[0]);
+    lesson.show("direct_weight0", "after weight += 1 and weight[0][0] = 42: net[0].weight[0]",
+                first.weight[0]);
 
-    lesson.banner("Inicialización personalizada", "What each scheme looks like: a Linear(100, 100)'s weights");
+    lesson.banner("Inicialización personalizada",
+                  "What each scheme looks like: a Linear(100, 100)'s weights");
     torch::nn::Linear wide(100, 100);
     lesson.say("LibTorch's default, U(-0.1, 0.1): a box\n{}", common::format_histogram(wide->weight));
     wide->apply(init_normal);
@@ -60,6 +63,7 @@ int main(int argc, char** argv) {
     lesson.say("init_xavier, U(-{:.3f}, {:.3f}): a wider box\n{}", xavier_bound(*wide), xavier_bound(*wide),
                common::format_histogram(wide->weight));
     wide->apply(my_init);
-    lesson.say("my_init: a spike at 0 and nothing in (-5, 5) around it\n{}", common::format_histogram(wide->weight));
+    lesson.say("my_init: a spike at 0 and nothing in (-5, 5) around it\n{}",
+               common::format_histogram(wide->weight));
   });
 }

@@ -17,13 +17,15 @@ int main(int argc, char** argv) {
     net->to(device);
     auto X = torch::rand({2, 4}).to(device);
     lesson.show("out", "net(X)", net->forward(X));
-    lesson.show("rows_equal", "net[2].weight[0] == net[4].weight[0]", layer(net, 2).weight[0] == layer(net, 4).weight[0]);
+    lesson.show("rows_equal", "net[2].weight[0] == net[4].weight[0]",
+                layer(net, 2).weight[0] == layer(net, 4).weight[0]);
     {
       torch::NoGradGuard no_grad;
       layer(net, 2).weight[0][0] = 100;
     }
     // Not two equal tensors but one: the write through position 2 shows at position 4.
-    lesson.show("rows_equal_after_write", "after net[2].weight[0][0] = 100, net[2].weight[0] == net[4].weight[0]",
+    lesson.show("rows_equal_after_write",
+                "after net[2].weight[0][0] = 100, net[2].weight[0] == net[4].weight[0]",
                 layer(net, 2).weight[0] == layer(net, 4).weight[0]);
     lesson.show("same_tensor", "positions 2 and 4 hold the same tensor",
                 layer(net, 2).weight.unsafeGetTensorImpl() == layer(net, 4).weight.unsafeGetTensorImpl());
@@ -55,7 +57,9 @@ int main(int argc, char** argv) {
     torch::optim::SGD once(common::unique_parameters(*net), torch::optim::SGDOptions(lr));
     once.step();
     auto step_once = (before - layer(net, 2).weight).div(lr * grad).nanmean();
-    lesson.say("SGD from parameters(): the shared weight moved {:.3f} x lr x grad", step_twice.item<double>());
-    lesson.say("SGD from unique_parameters(): it moved {:.3f} x lr x grad, as in Python", step_once.item<double>());
+    lesson.say("SGD from parameters(): the shared weight moved {:.3f} x lr x grad",
+               step_twice.item<double>());
+    lesson.say("SGD from unique_parameters(): it moved {:.3f} x lr x grad, as in Python",
+               step_once.item<double>());
   });
 }

@@ -20,8 +20,8 @@ inline torch::nn::Sequential make_untied_net() {
   torch::nn::Linear first(4, 8);
   torch::nn::Linear middle2(8, 8);
   torch::nn::Linear last(8, 1);
-  return torch::nn::Sequential(first, torch::nn::ReLU(), middle1, torch::nn::ReLU(), middle2, torch::nn::ReLU(),
-                               last);
+  return torch::nn::Sequential(first, torch::nn::ReLU(), middle1, torch::nn::ReLU(), middle2,
+                               torch::nn::ReLU(), last);
 }
 
 inline torch::nn::LinearImpl& layer(const torch::nn::Sequential& net, size_t index) {

@@ -27,7 +27,8 @@ TORCH_MODULE(MLP);
 
 // A dict of name -> tensor as a LibTorch archive (Python's torch.save(mydict, ...)). torch::save takes
 // a tensor or a vector of tensors; a dict goes through an OutputArchive, one key per entry.
-inline void save_tensor_dict(const std::map<std::string, torch::Tensor>& dict, const std::filesystem::path& path) {
+inline void save_tensor_dict(const std::map<std::string, torch::Tensor>& dict,
+                             const std::filesystem::path& path) {
   torch::serialize::OutputArchive archive;
   for (const auto& [key, tensor] : dict) archive.write(key, tensor);
   common::atomic_write(path, [&](const std::filesystem::path& tmp) { archive.save_to(tmp.string()); });

@@ -57,7 +57,8 @@ int main(int argc, char** argv) {
     common::save_for_python(for_python, dir / "mydict.pt");
     lesson.say("also written for Python: x-file.pt, x-files.pt, mydict.pt");
 
-    lesson.banner("Cargar y guardar parámetros del modelo", "Save the parameters, rebuild the model in code, load");
+    lesson.banner("Cargar y guardar parámetros del modelo",
+                  "Save the parameters, rebuild the model in code, load");
     file_io::MLP net;
     net->to(device);
     auto X = torch::randn({2, 20}).to(device);
@@ -71,7 +72,8 @@ int main(int argc, char** argv) {
 
     file_io::MLP clone;
     clone->to(device);
-    lesson.show("clone_differs_before_load", "a fresh MLP gives another output before loading", !torch::equal(clone(X), Y));
+    lesson.show("clone_differs_before_load", "a fresh MLP gives another output before loading",
+                !torch::equal(clone(X), Y));
     common::load_state_dict(*clone, dir / "mlp.params");
     clone->eval();
     auto Y_clone = clone(X);

@@ -17,7 +17,8 @@ inline void synchronize(const torch::Device& device) {
 
 // Median wall time of fn in milliseconds, over `reps` timed runs after `warmup` untimed ones (the first
 // runs pay for allocation, kernel loading and caches), synchronizing the device around each.
-inline double median_ms(const torch::Device& device, const std::function<void()>& fn, int reps = 5, int warmup = 2) {
+inline double median_ms(const torch::Device& device, const std::function<void()>& fn, int reps = 5,
+                        int warmup = 2) {
   for (int i = 0; i < warmup; ++i) fn();
   synchronize(device);
   std::vector<double> times;
@@ -25,7 +26,8 @@ inline double median_ms(const torch::Device& device, const std::function<void()>
     const auto start = std::chrono::steady_clock::now();
     fn();
     synchronize(device);
-    times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    times.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
   }
   std::nth_element(times.begin(), times.begin() + reps / 2, times.end());
   return times[reps / 2];
@@ -42,7 +44,8 @@ inline MatmulTiming time_matmul(const torch::Device& device, int64_t n, int reps
   auto a = torch::rand({n, n}, device);
   auto b = torch::rand({n, n}, device);
   auto c = torch::empty({n, n}, device);
-  const double ms = median_ms(device, [&] { torch::mm_out(c, a, b); }, reps);
+  const double ms = median_ms(
+      device, [&] { torch::mm_out(c, a, b); }, reps);
   return {n, ms, 2.0 * static_cast<double>(n * n * n) / (ms * 1e6)};
 }
 

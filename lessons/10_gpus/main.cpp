@@ -3,26 +3,31 @@
 #include <torch/torch.h>
 
 #include "common/device.h"
-#include "common/parallel.h"
 #include "common/lesson.h"
+#include "common/parallel.h"
 #include "common/print.h"
 #include "lessons/10_gpus/gpus.h"
 
 int main(int argc, char** argv) {
   common::LessonApp app("10_gpus", "GPUs: devices, data and models on them, and the speed-up measured");
   int64_t max_n = 512;
-  app.cli().add_option("--max-n", max_n, "largest matrix side in the speed table")->check(CLI::Range(64, 16384));
+  app.cli()
+      .add_option("--max-n", max_n, "largest matrix side in the speed table")
+      ->check(CLI::Range(64, 16384));
   return app.run(argc, argv, [&](common::Lesson& lesson) {
     const auto& device = lesson.device();
 
     lesson.banner("GPUs", "Which devices there are");
     const bool has_cuda = torch::cuda::is_available();
-    lesson.say("torch::cuda::is_available(): {}, device_count(): {}", has_cuda, has_cuda ? torch::cuda::device_count() : 0);
-    lesson.say("try_gpu(): {}, try_gpu(10): {} (no such GPU: the CPU)", common::try_gpu().str(), common::try_gpu(10).str());
+    lesson.say("torch::cuda::is_available(): {}, device_count(): {}", has_cuda,
+               has_cuda ? torch::cuda::device_count() : 0);
+    lesson.say("try_gpu(): {}, try_gpu(10): {} (no such GPU: the CPU)", common::try_gpu().str(),
+               common::try_gpu(10).str());
     std::vector<std::string> all;
     for (const auto& d : common::try_all_gpus()) all.push_back(d.str());
     lesson.say("try_all_gpus(): {}", fmt::join(all, ", "));
-    if (!has_cuda) lesson.say("No GPU was found: the lesson runs its CPU half and says where the GPU half would be.");
+    if (!has_cuda)
+      lesson.say("No GPU was found: the lesson runs its CPU half and says where the GPU half would be.");
 
     lesson.banner("GPUs", "Tensors on a device, and copies between devices");
     auto X = torch::ones({2, 3}, device);
@@ -45,7 +50,8 @@ int main(int argc, char** argv) {
       lesson.say("X + Y.to(X.device()) works: {}", common::format_tensor(X + Y.to(X.device())));
     } else {
       lesson.say("X and Y are on the same device here, so X + Y works; with two devices it would fail with");
-      lesson.say("  \"Expected all tensors to be on the same device\" until one of them is moved with .to().");
+      lesson.say(
+          "  \"Expected all tensors to be on the same device\" until one of them is moved with .to().");
     }
 
     lesson.banner("GPUs", "A model on the device: Sequential(Linear(3, 1))");
@@ -57,8 +63,8 @@ int main(int argc, char** argv) {
 
     lesson.banner("GPUs", "The speed-up, measured: n x n matrix products (median of 5, after warm-up)");
     const bool gpu = common::try_gpu().is_cuda();
-    lesson.say("{:>6} {:>11} {:>11} {:>11} {:>11} {:>9}", "n", "CPU ms", "CPU GFLOP/s", "GPU ms", "GPU GFLOP/s",
-               "speed-up");
+    lesson.say("{:>6} {:>11} {:>11} {:>11} {:>11} {:>9}", "n", "CPU ms", "CPU GFLOP/s", "GPU ms",
+               "GPU GFLOP/s", "speed-up");
     for (int64_t n = 64; n <= max_n; n *= 2) {
       const auto cpu = gpus::time_matmul(torch::kCPU, n);
       if (gpu) {
@@ -66,12 +72,14 @@ int main(int argc, char** argv) {
         lesson.say("{:>6} {:>11.3f} {:>11.1f} {:>11.3f} {:>11.1f} {:>8.1f}x", n, cpu.ms, cpu.gflops, cuda.ms,
                    cuda.gflops, cpu.ms / cuda.ms);
       } else {
-        lesson.say("{:>6} {:>11.3f} {:>11.1f} {:>11} {:>11} {:>9}", n, cpu.ms, cpu.gflops, "-", "-", "no GPU");
+        lesson.say("{:>6} {:>11.3f} {:>11.1f} {:>11} {:>11} {:>9}", n, cpu.ms, cpu.gflops, "-", "-",
+                   "no GPU");
       }
     }
     const auto transfers = gpus::time_transfers(device, 1000);
-    lesson.say("reading 1000 numbers from {}: one .item() each {:.3f} ms, one copy {:.3f} ms ({:.0f}x)", device.str(),
-               transfers.per_item_ms, transfers.one_copy_ms, transfers.per_item_ms / transfers.one_copy_ms);
+    lesson.say("reading 1000 numbers from {}: one .item() each {:.3f} ms, one copy {:.3f} ms ({:.0f}x)",
+               device.str(), transfers.per_item_ms, transfers.one_copy_ms,
+               transfers.per_item_ms / transfers.one_copy_ms);
 
     lesson.banner("GPUs", "More than one GPU: data_parallel");
     const auto gpus_here = common::try_all_gpus();

@@ -57,8 +57,8 @@ struct Progress {
 inline std::string checkpoint_name(int64_t step) { return fmt::format("checkpoint-{:08d}.pt", step); }
 
 // Model parameters, optimizer state, epoch, step and generator state, in one archive, written atomically.
-inline void save_checkpoint(const fs::path& path, const torch::nn::Module& model, const torch::optim::Optimizer& optimizer,
-                            const Progress& progress) {
+inline void save_checkpoint(const fs::path& path, const torch::nn::Module& model,
+                            const torch::optim::Optimizer& optimizer, const Progress& progress) {
   torch::serialize::OutputArchive archive, model_archive, optimizer_archive;
   model.save(model_archive);
   optimizer.save(optimizer_archive);
@@ -73,15 +73,18 @@ inline void save_checkpoint(const fs::path& path, const torch::nn::Module& model
 // Loads a checkpoint into model and optimizer (strictly: the model must match exactly) and returns the
 // progress. Throws naming the file when it is damaged or does not fit; model and optimizer are only
 // changed once everything has been read and checked.
-inline Progress load_checkpoint(const fs::path& path, torch::nn::Module& model, torch::optim::Optimizer& optimizer) {
+inline Progress load_checkpoint(const fs::path& path, torch::nn::Module& model,
+                                torch::optim::Optimizer& optimizer) {
   torch::serialize::InputArchive archive, model_archive, optimizer_archive;
   common::load_checked_archive(archive, path);
   torch::Tensor epoch, step, rng;
   if (!archive.try_read("model", model_archive) || !archive.try_read("optimizer", optimizer_archive) ||
-      !archive.try_read("epoch", epoch) || !archive.try_read("step", step) || !archive.try_read("epoch_rng_state", rng)) {
-    throw std::runtime_error(fmt::format("{}: not a checkpoint of this lesson (model, optimizer, epoch, step and "
-                                         "epoch_rng_state expected)",
-                                         path.string()));
+      !archive.try_read("epoch", epoch) || !archive.try_read("step", step) ||
+      !archive.try_read("epoch_rng_state", rng)) {
+    throw std::runtime_error(
+        fmt::format("{}: not a checkpoint of this lesson (model, optimizer, epoch, step and "
+                    "epoch_rng_state expected)",
+                    path.string()));
   }
   const auto state = common::state_dict_from_archive(model_archive);
   // Checks every key and shape before changing anything.
@@ -92,8 +95,8 @@ inline Progress load_checkpoint(const fs::path& path, torch::nn::Module& model, 
     auto trial = make_optimizer(probe, 0.1);
     trial.load(optimizer_archive);
   } catch (const c10::Error& e) {
-    throw std::runtime_error(fmt::format("{}: the optimizer state does not load ({})", path.string(),
-                                         e.what_without_backtrace()));
+    throw std::runtime_error(
+        fmt::format("{}: the optimizer state does not load ({})", path.string(), e.what_without_backtrace()));
   }
   common::load_state_dict(model, state, path.string());
   optimizer.load(optimizer_archive);
@@ -106,7 +109,8 @@ inline std::vector<fs::path> list_checkpoints(const fs::path& dir) {
   static const std::regex name_re{R"(checkpoint-[0-9]{8}\.pt)"};
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    if (entry.is_regular_file() && std::regex_match(entry.path().filename().string(), name_re)) found.push_back(entry.path());
+    if (entry.is_regular_file() && std::regex_match(entry.path().filename().string(), name_re))
+      found.push_back(entry.path());
   }
   std::sort(found.begin(), found.end(), std::greater<>());
   return found;
@@ -176,7 +180,8 @@ inline void train(torch::nn::Sequential& model, torch::optim::Optimizer& optimiz
       if (progress.step % options.checkpoint_every == 0) {
         Progress snapshot = progress;
         snapshot.epoch = epoch;
-        if (b + 1 == steps_per_epoch) {  // the next step opens the next epoch, from the generator as it is now
+        if (b + 1 ==
+            steps_per_epoch) {  // the next step opens the next epoch, from the generator as it is now
           snapshot.epoch = epoch + 1;
           snapshot.epoch_rng_state = gen.get_state();
         }

@@ -18,13 +18,21 @@ int main(int argc, char** argv) {
   double lr = 0.05;
   bool resume = false;
   auto& cli = app.cli();
-  cli.add_option("--epochs", options.epochs, "epochs to train")->capture_default_str()->check(CLI::Range(1, 100000));
+  cli.add_option("--epochs", options.epochs, "epochs to train")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
   cli.add_option("--checkpoint-every", options.checkpoint_every, "save a checkpoint every N steps")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000000));
-  cli.add_option("--keep", options.keep, "keep the newest K checkpoints")->capture_default_str()->check(CLI::Range(1, 1000000));
-  cli.add_option("--batch-size", options.batch_size, "examples per step")->capture_default_str()->check(CLI::Range(1, 1000000));
-  cli.add_option("--examples", examples, "size of the synthetic dataset")->capture_default_str()->check(CLI::Range(10, 100000000));
+  cli.add_option("--keep", options.keep, "keep the newest K checkpoints")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  cli.add_option("--batch-size", options.batch_size, "examples per step")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  cli.add_option("--examples", examples, "size of the synthetic dataset")
+      ->capture_default_str()
+      ->check(CLI::Range(10, 100000000));
   cli.add_flag("--resume", resume, "continue from the newest checkpoint in --out-dir that loads");
   // For the tests: kill the process with SIGKILL after this step, as a pulled plug would.
   cli.add_option("--kill-at-step", options.kill_at_step)->group("");
@@ -39,8 +47,8 @@ int main(int argc, char** argv) {
     auto model = checkpoints::make_mlp();
     model->to(device);
     auto optimizer = checkpoints::make_optimizer(model, lr);
-    lesson.say("{} examples of 20 features in 10 classes, batches of {}, SGD with momentum 0.9, lr {}", examples,
-               options.batch_size, lr);
+    lesson.say("{} examples of 20 features in 10 classes, batches of {}, SGD with momentum 0.9, lr {}",
+               examples, options.batch_size, lr);
     lesson.say("a checkpoint every {} steps in {}, keeping the newest {}", options.checkpoint_every,
                options.checkpoint_dir.string(), options.keep);
 
@@ -48,19 +56,22 @@ int main(int argc, char** argv) {
     if (resume) {
       const auto found = checkpoints::list_checkpoints(options.checkpoint_dir);
       if (found.empty()) {
-        throw std::runtime_error(fmt::format("--resume: no checkpoint in {}; run without --resume to start training",
-                                             options.checkpoint_dir.string()));
+        throw std::runtime_error(
+            fmt::format("--resume: no checkpoint in {}; run without --resume to start training",
+                        options.checkpoint_dir.string()));
       }
       bool loaded = false;
       for (const auto& path : found) {
         try {
           progress = checkpoints::load_checkpoint(path, *model, optimizer);
-          lesson.say("resumed from {}: epoch {}, step {}", path.filename().string(), progress.epoch + 1, progress.step);
+          lesson.say("resumed from {}: epoch {}, step {}", path.filename().string(), progress.epoch + 1,
+                     progress.step);
           loaded = true;
           break;
         } catch (const std::exception& e) {
           // A checkpoint cut short by the very crash we resume from: fall back to the one before.
-          fmt::print(stderr, "warning: skipping {}: {}\n", path.filename().string(), common::one_line_message(e));
+          fmt::print(stderr, "warning: skipping {}: {}\n", path.filename().string(),
+                     common::one_line_message(e));
         }
       }
       if (!loaded) {
@@ -78,8 +89,9 @@ int main(int argc, char** argv) {
               std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
           started = std::chrono::steady_clock::now();
           if (live) fmt::print("\r\033[K");
-          lesson.say("Epoch [{}/{}], Loss: {:.4f}, Accuracy: {:.3f}, {:.0f} examples/s", r.epoch + 1, options.epochs,
-                     r.loss, r.accuracy, static_cast<double>(r.examples) / std::max(seconds, 1e-9));
+          lesson.say("Epoch [{}/{}], Loss: {:.4f}, Accuracy: {:.3f}, {:.0f} examples/s", r.epoch + 1,
+                     options.epochs, r.loss, r.accuracy,
+                     static_cast<double>(r.examples) / std::max(seconds, 1e-9));
         },
         [&](int64_t step, int64_t steps) {
           if (live) {

@@ -7,7 +7,8 @@ namespace custom_operator {
 
 #if MP_HAVE_CUDA_KERNEL
 // Hand-written CUDA kernels (linear_relu_cuda.cu), built only where LibTorch and the toolkit have CUDA.
-torch::Tensor linear_relu_forward_cuda(const torch::Tensor& X, const torch::Tensor& W, const torch::Tensor& b);
+torch::Tensor linear_relu_forward_cuda(const torch::Tensor& X, const torch::Tensor& W,
+                                       const torch::Tensor& b);
 torch::Tensor relu_backward_cuda(const torch::Tensor& grad, const torch::Tensor& out);
 #endif
 
@@ -20,7 +21,8 @@ inline bool have_cuda_kernel() {
 }
 
 // relu(X W + b) in one step on the CPU: addmm fuses the bias, relu_ works in place.
-inline torch::Tensor linear_relu_forward_cpu(const torch::Tensor& X, const torch::Tensor& W, const torch::Tensor& b) {
+inline torch::Tensor linear_relu_forward_cpu(const torch::Tensor& X, const torch::Tensor& W,
+                                             const torch::Tensor& b) {
   return torch::addmm(b, X, W).relu_();
 }
 
@@ -32,8 +34,8 @@ inline torch::Tensor relu_backward_cpu(const torch::Tensor& grad, const torch::T
 // out = relu(X W + b), X [n, in], W [in, units], b [units]. Backward, with g = dL/dout masked by out > 0:
 //   dL/dX = g W^T,  dL/dW = X^T g,  dL/db = sum of g over the batch.
 struct LinearReluFunction : public torch::autograd::Function<LinearReluFunction> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& X, const torch::Tensor& W,
-                               const torch::Tensor& b) {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& X,
+                               const torch::Tensor& W, const torch::Tensor& b) {
     torch::Tensor out;
 #if MP_HAVE_CUDA_KERNEL
     if (X.is_cuda()) out = linear_relu_forward_cuda(X, W, b);
@@ -79,7 +81,8 @@ class FusedLinearImpl : public torch::nn::Module {
 TORCH_MODULE(FusedLinear);
 
 // The same computation from LibTorch's own ops, differentiated by autograd: the reference.
-inline torch::Tensor composite_linear_relu(const torch::Tensor& X, const torch::Tensor& W, const torch::Tensor& b) {
+inline torch::Tensor composite_linear_relu(const torch::Tensor& X, const torch::Tensor& W,
+                                           const torch::Tensor& b) {
   return torch::relu(X.matmul(W) + b);
 }
 

@@ -36,9 +36,12 @@ int blocks_for(int64_t size) { return static_cast<int>((size + kThreads - 1) / k
 
 }  // namespace
 
-torch::Tensor linear_relu_forward_cuda(const torch::Tensor& X_in, const torch::Tensor& W_in, const torch::Tensor& b_in) {
-  TORCH_CHECK(X_in.dim() == 2 && W_in.dim() == 2 && b_in.dim() == 1, "linear_relu: X and W must be 2-D, b 1-D");
-  TORCH_CHECK(X_in.size(1) == W_in.size(0) && W_in.size(1) == b_in.size(0), "linear_relu: shapes do not chain");
+torch::Tensor linear_relu_forward_cuda(const torch::Tensor& X_in, const torch::Tensor& W_in,
+                                       const torch::Tensor& b_in) {
+  TORCH_CHECK(X_in.dim() == 2 && W_in.dim() == 2 && b_in.dim() == 1,
+              "linear_relu: X and W must be 2-D, b 1-D");
+  TORCH_CHECK(X_in.size(1) == W_in.size(0) && W_in.size(1) == b_in.size(0),
+              "linear_relu: shapes do not chain");
   const c10::cuda::CUDAGuard guard(X_in.device());
   auto X = X_in.contiguous();
   auto W = W_in.contiguous();
@@ -48,8 +51,8 @@ torch::Tensor linear_relu_forward_cuda(const torch::Tensor& X_in, const torch::T
   if (size == 0) return out;
   AT_DISPATCH_FLOATING_TYPES(X.scalar_type(), "linear_relu_forward_cuda", [&] {
     linear_relu_kernel<scalar_t><<<blocks_for(size), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
-        X.data_ptr<scalar_t>(), W.data_ptr<scalar_t>(), b.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), X.size(0),
-        X.size(1), W.size(1));
+        X.data_ptr<scalar_t>(), W.data_ptr<scalar_t>(), b.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
+        X.size(0), X.size(1), W.size(1));
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return out;
