@@ -1,5 +1,7 @@
 // Outcomes of the checkpoint lesson: what a checkpoint holds, training that learns, and a resume after a
 // crash that ends bit-identical to a run that never stopped.
+#include <unistd.h>
+
 #include <csignal>
 #include <fstream>
 
@@ -42,7 +44,8 @@ void expect_same_state(const common::StateDict& actual, const common::StateDict&
 // The final parameters of an uninterrupted run, made once for the whole file.
 const common::StateDict& uninterrupted() {
   static const common::StateDict state = [] {
-    const auto dir = fs::path(MP_BINARY_DIR) / "test-output" / "checkpoints-uninterrupted";
+    // One folder per process: ctest runs tests of this file in parallel processes.
+    const auto dir = fs::path(MP_BINARY_DIR) / "test-output" / ("checkpoints-uninterrupted-" + std::to_string(getpid()));
     fs::remove_all(dir);
     const auto result = run(train_args(dir));
     if (result.exit_code != 0) throw std::runtime_error("uninterrupted run failed: " + result.err);
