@@ -25,7 +25,9 @@ class MLPImpl : public torch::nn::Module {
     out = register_module("out", torch::nn::Linear(256, 10));
   }
 
-  torch::Tensor forward(const torch::Tensor& X) { return out(torch::relu(hidden(X))); }
+  // relu_ works in place on the hidden layer's fresh output: one allocation fewer per call than
+  // torch::relu, and autograd allows it because the Linear's backward needs its input, not its output.
+  torch::Tensor forward(const torch::Tensor& X) { return out(hidden(X).relu_()); }
 
   torch::nn::Linear hidden{nullptr};
   torch::nn::Linear out{nullptr};

@@ -1,0 +1,210 @@
+// Per-call cost of the lessons' models, the floor any LibTorch code pays for the same MLP, how cost grows
+// with the batch, and state-dict save/load against raw file I/O. Single-threaded, like the Python side
+// (scripts/bench/bench_python.py); scripts/bench-vs-python runs both and prints one table.
+#include <benchmark/benchmark.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+
+#include <torch/serialize.h>
+#include <torch/torch.h>
+
+#include "common/files.h"
+#include "common/serialize.h"
+#include "lessons/01_blocks/blocks.h"
+#include "lessons/02_my_sequential/my_sequential.h"
+#include "lessons/03_fixed_hidden_mlp/fixed_hidden_mlp.h"
+#include "lessons/05_my_linear/my_linear.h"
+
+namespace {
+
+// Runs fn(X) per iteration; range(0) == 1 under c10::InferenceMode, else in grad mode (the default).
+template <typename Fn>
+void run_model(benchmark::State& state, torch::Tensor X, Fn&& fn) {
+  const bool inference = state.range(0) == 1;
+  state.SetLabel(inference ? "inference" : "grad");
+  std::optional<c10::InferenceMode> guard;
+  if (inference) {
+    guard.emplace();
+    X = X.clone();  // an inference tensor, as the inputs of inference-mode code are
+  }
+  for (auto _ : state) benchmark::DoNotOptimize(fn(X));
+}
+
+void BM_SequentialMLP(benchmark::State& state) {
+  auto net = blocks::make_sequential_mlp();
+  run_model(state, torch::rand({2, 20}), [&](const torch::Tensor& X) { return net->forward(X); });
+}
+
+void BM_CustomMLP(benchmark::State& state) {
+  blocks::MLP net;
+  run_model(state, torch::rand({2, 20}), [&](const torch::Tensor& X) { return net(X); });
+}
+
+void BM_MySequential(benchmark::State& state) {
+  auto net = my_sequential::make_mlp();
+  run_model(state, torch::rand({2, 20}), [&](const torch::Tensor& X) { return net(X); });
+}
+
+void BM_MyLinearNet(benchmark::State& state) {
+  auto net = my_linear::make_net();
+  run_model(state, torch::rand({2, 64}), [&](const torch::Tensor& X) { return net->forward(X); });
+}
+
+void BM_FixedHiddenMLP(benchmark::State& state) {
+  fixed_hidden_mlp::FixedHiddenMLP net;
+  run_model(state, torch::rand({2, 20}), [&](const torch::Tensor& X) { return net(X); });
+}
+
+// The floor: the same MLP as direct ATen calls into preallocated outputs, no modules, no allocation.
+void BM_Floor(benchmark::State& state) {
+  c10::InferenceMode guard;
+  const int64_t batch = state.range(0);
+  const int64_t hidden_units = state.range(1);
+  auto X = torch::rand({batch, 20});
+  auto W1 = torch::rand({hidden_units, 20}).t().contiguous();
+  auto b1 = torch::rand({hidden_units});
+  auto W2 = torch::rand({10, hidden_units}).t().contiguous();
+  auto b2 = torch::rand({10});
+  auto H = torch::empty({batch, hidden_units});
+  auto Y = torch::empty({batch, 10});
+  for (auto _ : state) {
+    at::addmm_out(H, b1, X, W1);
+    H.relu_();
+    at::addmm_out(Y, b2, H, W2);
+    benchmark::DoNotOptimize(Y.data_ptr());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * batch * (20.0 * hidden_units + hidden_units * 10.0),
+                                                 benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+
+// The notes' MLP (nn::Sequential) under inference mode, by batch size and hidden width.
+void BM_MLPBatch(benchmark::State& state) {
+  c10::InferenceMode guard;
+  const int64_t batch = state.range(0);
+  const int64_t hidden_units = state.range(1);
+  torch::nn::Linear hidden(20, hidden_units);
+  torch::nn::Linear out(hidden_units, 10);
+  torch::nn::Sequential net(hidden, torch::nn::ReLU(), out);
+  auto X = torch::rand({batch, 20});
+  for (auto _ : state) benchmark::DoNotOptimize(net->forward(X));
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * batch * (20.0 * hidden_units + hidden_units * 10.0),
+                                                 benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+
+// What this machine's BLAS reaches on one large single-precision product.
+void BM_MatmulThroughput(benchmark::State& state) {
+  c10::InferenceMode guard;
+  const int64_t n = state.range(0);
+  auto a = torch::rand({n, n});
+  auto b = torch::rand({n, n});
+  auto c = torch::empty({n, n});
+  for (auto _ : state) at::mm_out(c, a, b);
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * n * n * n, benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::kIs1000);
+}
+
+// About 100 million float32 parameters in 10 tensors.
+struct BigModel : torch::nn::Module {
+  BigModel() {
+    for (int i = 0; i < 10; ++i) register_parameter("w" + std::to_string(i), torch::rand({1000, 10000}));
+  }
+};
+
+std::filesystem::path bench_dir() {
+  auto dir = std::filesystem::temp_directory_path() / ("mp-bench-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+void BM_SaveStateDict(benchmark::State& state) {
+  BigModel model;
+  const auto path = bench_dir() / "big.params";
+  for (auto _ : state) common::save_state_dict(model, path);
+  state.SetBytesProcessed(state.iterations() * 400'000'000LL);
+  std::filesystem::remove_all(path.parent_path());
+}
+
+void BM_LoadStateDict(benchmark::State& state) {
+  BigModel model;
+  const auto path = bench_dir() / "big.params";
+  common::save_state_dict(model, path);
+  for (auto _ : state) common::load_state_dict(model, path);
+  state.SetBytesProcessed(state.iterations() * 400'000'000LL);
+  std::filesystem::remove_all(path.parent_path());
+}
+
+// LibTorch's own torch::load of the same file: no strictness, no validation.
+void BM_TorchLoad(benchmark::State& state) {
+  auto model = std::make_shared<BigModel>();
+  const auto path = bench_dir() / "big.params";
+  common::save_state_dict(*model, path);
+  for (auto _ : state) torch::load(model, path.string());
+  state.SetBytesProcessed(state.iterations() * 400'000'000LL);
+  std::filesystem::remove_all(path.parent_path());
+}
+
+// The same bytes written (and synced, as save_state_dict does) and read back with plain file I/O.
+void BM_RawWrite(benchmark::State& state) {
+  BigModel model;
+  const auto path = bench_dir() / "raw.bin";
+  for (auto _ : state) {
+    std::ofstream out(path, std::ios::binary);
+    for (const auto& p : model.parameters()) {
+      out.write(static_cast<const char*>(p.data_ptr()), static_cast<std::streamsize>(p.nbytes()));
+    }
+    out.close();
+    const int fd = ::open(path.c_str(), O_RDONLY);
+    ::fsync(fd);
+    ::close(fd);
+  }
+  state.SetBytesProcessed(state.iterations() * 400'000'000LL);
+  std::filesystem::remove_all(path.parent_path());
+}
+
+void BM_RawRead(benchmark::State& state) {
+  BigModel model;
+  const auto path = bench_dir() / "raw.bin";
+  {
+    std::ofstream out(path, std::ios::binary);
+    for (const auto& p : model.parameters()) out.write(static_cast<const char*>(p.data_ptr()), p.nbytes());
+  }
+  for (auto _ : state) {
+    std::ifstream in(path, std::ios::binary);
+    for (const auto& p : model.parameters()) in.read(static_cast<char*>(p.data_ptr()), p.nbytes());
+  }
+  state.SetBytesProcessed(state.iterations() * 400'000'000LL);
+  std::filesystem::remove_all(path.parent_path());
+}
+
+}  // namespace
+
+BENCHMARK(BM_SequentialMLP)->Arg(0)->Arg(1);
+BENCHMARK(BM_CustomMLP)->Arg(0)->Arg(1);
+BENCHMARK(BM_MySequential)->Arg(0)->Arg(1);
+BENCHMARK(BM_MyLinearNet)->Arg(0)->Arg(1);
+BENCHMARK(BM_FixedHiddenMLP)->Arg(0)->Arg(1);
+BENCHMARK(BM_Floor)->ArgsProduct({{2}, {256}});
+BENCHMARK(BM_Floor)->ArgsProduct({{1, 8, 64, 512, 4096}, {256, 4096}})->Name("BM_FloorBatch");
+BENCHMARK(BM_MLPBatch)->ArgsProduct({{1, 8, 64, 512, 4096}, {256, 4096}});
+BENCHMARK(BM_MatmulThroughput)->Arg(1024)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SaveStateDict)->Unit(benchmark::kMillisecond)->Iterations(2);
+BENCHMARK(BM_LoadStateDict)->Unit(benchmark::kMillisecond)->Iterations(2);
+BENCHMARK(BM_TorchLoad)->Unit(benchmark::kMillisecond)->Iterations(2);
+BENCHMARK(BM_RawWrite)->Unit(benchmark::kMillisecond)->Iterations(2);
+BENCHMARK(BM_RawRead)->Unit(benchmark::kMillisecond)->Iterations(2);
+
+int main(int argc, char** argv) {
+  // One thread, as in the Python side: per-call overhead, not parallel speed-up, is what is compared.
+  at::set_num_threads(1);
+  torch::manual_seed(0);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
