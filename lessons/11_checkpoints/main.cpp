@@ -40,6 +40,11 @@ int main(int argc, char** argv) {
   return app.run(argc, argv, [&](common::Lesson& lesson) {
     const auto& device = lesson.device();
     options.checkpoint_dir = lesson.out_dir() / "checkpoints";
+    // Checked before anything is created, so a mistaken --resume leaves the disk as it was.
+    if (resume && checkpoints::list_checkpoints(options.checkpoint_dir).empty()) {
+      throw std::runtime_error(fmt::format("--resume: no checkpoint in {}; run without --resume to start training",
+                                           options.checkpoint_dir.string()));
+    }
     common::ensure_writable_dir(options.checkpoint_dir);
 
     lesson.banner("Archivos de E/S", "Puntos de control: checkpoints while training the notes' MLP");
@@ -55,11 +60,6 @@ int main(int argc, char** argv) {
     checkpoints::Progress progress;
     if (resume) {
       const auto found = checkpoints::list_checkpoints(options.checkpoint_dir);
-      if (found.empty()) {
-        throw std::runtime_error(
-            fmt::format("--resume: no checkpoint in {}; run without --resume to start training",
-                        options.checkpoint_dir.string()));
-      }
       bool loaded = false;
       for (const auto& path : found) {
         try {

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Style checks: clang-format must change nothing, and clang-tidy (.clang-tidy) must report nothing in the
+# project's own code. Uses the compile commands of a configure without the precompiled header (clang-tidy
+# cannot read GCC's), so nothing is built.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "${MP_SKIP_INSTALL:-0}" = 1 ] || scripts/install-deps.sh
+mapfile -t sources < <(git ls-files '*.cpp' '*.h' '*.cu')
+clang-format --dry-run --Werror "${sources[@]}"
+echo "lint: clang-format: ${#sources[@]} files formatted"
+
+cmake -S . -B build-lint -G Ninja -DMP_USE_PCH=OFF -DMP_USE_CCACHE=OFF -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >/dev/null
+mapfile -t units < <(git ls-files '*.cpp' | grep -v '^tests/fuzz/')
+status=0
+printf '%s\n' "${units[@]}" | xargs -P "${MP_JOBS:-$(nproc)}" -I{} sh -c \
+  'clang-tidy --quiet -p build-lint "{}" 2>/dev/null > "build-lint/$(echo "{}" | tr / _).tidy" || echo "{}" >> build-lint/failed' || status=1
+if [ -s build-lint/failed ]; then
+  cat build-lint/*.tidy
+  echo "error: clang-tidy reported problems in: $(tr '\n' ' ' < build-lint/failed)" >&2
+  rm -f build-lint/failed
+  exit 1
+fi
+echo "lint: clang-tidy: ${#units[@]} translation units clean"
