@@ -45,7 +45,8 @@ void expect_same_state(const common::StateDict& actual, const common::StateDict&
 const common::StateDict& uninterrupted() {
   static const common::StateDict state = [] {
     // One folder per process: ctest runs tests of this file in parallel processes.
-    const auto dir = fs::path(MP_BINARY_DIR) / "test-output" / ("checkpoints-uninterrupted-" + std::to_string(getpid()));
+    const auto dir =
+        fs::path(MP_BINARY_DIR) / "test-output" / ("checkpoints-uninterrupted-" + std::to_string(getpid()));
     fs::remove_all(dir);
     const auto result = run(train_args(dir));
     if (result.exit_code != 0) throw std::runtime_error("uninterrupted run failed: " + result.err);

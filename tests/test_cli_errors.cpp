@@ -43,7 +43,8 @@ std::vector<Case> cases() {
       all.push_back({binary, "non_numeric_epochs", {"--out-dir", "{out}", "--epochs", "abc"}});
       all.push_back({binary, "resume_without_checkpoint", {"--out-dir", "{out}", "--resume"}});
     }
-    if (name == "09_file_io") all.push_back({binary, "load_missing_file", {"--out-dir", "{out}", "--load", "{out}/nope"}});
+    if (name == "09_file_io")
+      all.push_back({binary, "load_missing_file", {"--out-dir", "{out}", "--load", "{out}/nope"}});
   }
   return all;
 }
@@ -53,7 +54,9 @@ std::map<std::string, std::string> snapshot(const fs::path& dir) {
   for (const auto& entry : fs::recursive_directory_iterator(dir)) {
     std::ifstream in(entry.path(), std::ios::binary);
     files[fs::relative(entry.path(), dir).string()] =
-        entry.is_regular_file() ? std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()) : "<dir>";
+        entry.is_regular_file()
+            ? std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>())
+            : "<dir>";
   }
   return files;
 }
@@ -73,7 +76,8 @@ TEST_P(CliErrors, OneErrorLineExitTwoDiskUntouched) {
 
   std::vector<std::string> argv{GetParam().binary};
   for (auto arg : GetParam().args) {
-    for (const auto& [token, value] : {std::pair<std::string, std::string>{"{out}", out.string()}, {"{file}", file.string()}}) {
+    for (const auto& [token, value] :
+         {std::pair<std::string, std::string>{"{out}", out.string()}, {"{file}", file.string()}}) {
       if (const auto at = arg.find(token); at != std::string::npos) arg.replace(at, token.size(), value);
     }
     argv.push_back(arg);
@@ -88,7 +92,8 @@ TEST_P(CliErrors, OneErrorLineExitTwoDiskUntouched) {
 
 INSTANTIATE_TEST_SUITE_P(EveryLesson, CliErrors, ::testing::ValuesIn(cases()),
                          [](const ::testing::TestParamInfo<Case>& info) {
-                           auto name = fs::path(info.param.binary).filename().string() + "_" + info.param.what;
+                           auto name =
+                               fs::path(info.param.binary).filename().string() + "_" + info.param.what;
                            for (auto& c : name) {
                              if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
                            }

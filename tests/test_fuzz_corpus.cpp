@@ -18,7 +18,8 @@ TEST_P(FuzzCorpus, ReadsOrFailsCleanly) {
     const auto state = common::read_state_dict(bytes, GetParam());
     for (const auto& [name, tensor] : state) EXPECT_TRUE(tensor.defined()) << name;
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find(GetParam()), std::string::npos) << "error does not name the input: " << e.what();
+    EXPECT_NE(std::string(e.what()).find(GetParam()), std::string::npos)
+        << "error does not name the input: " << e.what();
   }
 }
 
@@ -26,7 +27,8 @@ std::vector<std::string> corpus_files() {
   std::vector<std::string> files;
   for (const char* dir : {"corpus", "regressions"}) {
     for (const auto& entry : fs::directory_iterator(fs::path(MP_SOURCE_DIR) / "tests" / "fuzz" / dir)) {
-      if (entry.is_regular_file() && entry.path().filename() != "README.md") files.push_back(entry.path().string());
+      if (entry.is_regular_file() && entry.path().filename() != "README.md")
+        files.push_back(entry.path().string());
     }
   }
   std::sort(files.begin(), files.end());

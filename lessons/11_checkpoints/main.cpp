@@ -42,8 +42,9 @@ int main(int argc, char** argv) {
     options.checkpoint_dir = lesson.out_dir() / "checkpoints";
     // Checked before anything is created, so a mistaken --resume leaves the disk as it was.
     if (resume && checkpoints::list_checkpoints(options.checkpoint_dir).empty()) {
-      throw std::runtime_error(fmt::format("--resume: no checkpoint in {}; run without --resume to start training",
-                                           options.checkpoint_dir.string()));
+      throw std::runtime_error(
+          fmt::format("--resume: no checkpoint in {}; run without --resume to start training",
+                      options.checkpoint_dir.string()));
     }
     common::ensure_writable_dir(options.checkpoint_dir);
 

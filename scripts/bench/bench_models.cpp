@@ -78,8 +78,9 @@ void BM_Floor(benchmark::State& state) {
     at::addmm_out(Y, b2, H, W2);
     benchmark::DoNotOptimize(Y.data_ptr());
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * batch * (20.0 * hidden_units + hidden_units * 10.0),
-                                                 benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * batch * (20.0 * hidden_units + hidden_units * 10.0),
+                         benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 
 // The notes' MLP (nn::Sequential) under inference mode, by batch size and hidden width.
@@ -92,8 +93,9 @@ void BM_MLPBatch(benchmark::State& state) {
   torch::nn::Sequential net(hidden, torch::nn::ReLU(), out);
   auto X = torch::rand({batch, 20});
   for (auto _ : state) benchmark::DoNotOptimize(net->forward(X));
-  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * batch * (20.0 * hidden_units + hidden_units * 10.0),
-                                                 benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * batch * (20.0 * hidden_units + hidden_units * 10.0),
+                         benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 
 // What this machine's BLAS reaches on one large single-precision product.
@@ -104,8 +106,8 @@ void BM_MatmulThroughput(benchmark::State& state) {
   auto b = torch::rand({n, n});
   auto c = torch::empty({n, n});
   for (auto _ : state) at::mm_out(c, a, b);
-  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * n * n * n, benchmark::Counter::kIsIterationInvariantRate,
-                                                 benchmark::Counter::kIs1000);
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      2.0 * n * n * n, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 
 // About 100 million float32 parameters in 10 tensors.

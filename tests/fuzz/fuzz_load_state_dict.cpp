@@ -9,7 +9,8 @@
 #include "common/serialize.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const std::vector<char> bytes(reinterpret_cast<const char*>(data), reinterpret_cast<const char*>(data) + size);
+  const std::vector<char> bytes(reinterpret_cast<const char*>(data),
+                                reinterpret_cast<const char*>(data) + size);
   try {
     const auto state = common::read_state_dict(bytes, "fuzz-input");
     // Touch what came back, as a real load would.
