@@ -14,9 +14,11 @@ cmake --build build-fuzz --target fuzz_load_state_dict --parallel "${MP_JOBS:-$(
 mkdir -p build-fuzz/corpus
 export ASAN_OPTIONS="detect_leaks=0:suppressions=$PWD/tests/sanitizers/asan.supp"
 cd build-fuzz
-./fuzz_load_state_dict -max_total_time="$seconds" -rss_limit_mb=4096 -timeout=20 -print_final_stats=1 \
-  -artifact_prefix="$PWD/" corpus ../tests/fuzz/corpus ../tests/fuzz/regressions 2>&1 | tee fuzz.log | grep -E "^#[0-9]+ +(INITED|DONE)|stat::number_of_executed_units|ERROR|SUMMARY" || true
-if grep -q "ERROR: AddressSanitizer\|ERROR: libFuzzer\|deadly signal" fuzz.log; then
-  echo "error: the fuzzer found a crash; see build-fuzz/fuzz.log and build-fuzz/crash-*" >&2
+rc=0
+./bin/fuzz_load_state_dict -max_total_time="$seconds" -rss_limit_mb=4096 -timeout=20 -print_final_stats=1 \
+  -artifact_prefix="$PWD/" corpus ../tests/fuzz/corpus ../tests/fuzz/regressions > fuzz.log 2>&1 || rc=$?
+grep -E "^#[0-9]+[[:space:]]+(INITED|DONE)|stat::number_of_executed_units|stat::average_exec_per_sec|ERROR|SUMMARY" fuzz.log || true
+if [ "$rc" -ne 0 ]; then
+  echo "error: the fuzzer stopped with status $rc (a crash, or it could not run); see build-fuzz/fuzz.log and build-fuzz/crash-*" >&2
   exit 1
 fi
