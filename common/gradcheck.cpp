@@ -8,6 +8,7 @@ GradcheckResult gradcheck(const std::function<torch::Tensor(const std::vector<to
                           const std::vector<torch::Tensor>& inputs, const std::vector<std::string>& names,
                           double eps, double atol, double rtol) {
   std::vector<torch::Tensor> leaves;
+  leaves.reserve(inputs.size());
   for (const auto& x : inputs) leaves.push_back(x.detach().clone().requires_grad_(true));
   auto out = fn(leaves);
   // A fixed random weighting of the outputs checks the whole Jacobian at the cost of one backward.
@@ -21,6 +22,7 @@ GradcheckResult gradcheck(const std::function<torch::Tensor(const std::vector<to
     auto flat = x.view({-1});
     auto numeric = torch::zeros_like(flat);
     std::vector<torch::Tensor> args;
+    args.reserve(leaves.size());
     for (const auto& leaf : leaves) args.push_back(leaf.detach());
     args[i] = x;
     for (int64_t j = 0; j < flat.numel(); ++j) {

@@ -113,6 +113,7 @@ RunResult run_program(const std::vector<std::string>& argv) {
   posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                    0644);
   std::vector<char*> args;
+  args.reserve(argv.size() + 1);
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_t pid = 0;
@@ -140,7 +141,7 @@ fs::path fresh_dir(const std::string& tag) {
     if (c == '/') c = '_';
   }
   static int counter = 0;
-  const fs::path dir =
+  fs::path dir =
       fs::path(MP_BINARY_DIR) / "test-output" / name / fmt::format("{}{}-{}", tag, getpid(), ++counter);
   fs::remove_all(dir);
   fs::create_directories(dir);

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -21,6 +22,13 @@
 #include "lessons/05_my_linear/my_linear.h"
 
 namespace {
+
+// Floating-point operations of one call of the MLP 20 -> hidden -> 10 on a batch.
+double mlp_flops(int64_t batch, int64_t hidden_units) {
+  const auto b = static_cast<double>(batch);
+  const auto h = static_cast<double>(hidden_units);
+  return 2.0 * b * (20.0 * h + h * 10.0);
+}
 
 // Runs fn(X) per iteration; range(0) == 1 under c10::InferenceMode, else in grad mode (the default).
 template <typename Fn>
@@ -79,8 +87,8 @@ void BM_Floor(benchmark::State& state) {
     benchmark::DoNotOptimize(Y.data_ptr());
   }
   state.counters["GFLOP/s"] =
-      benchmark::Counter(2.0 * batch * (20.0 * hidden_units + hidden_units * 10.0),
-                         benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+      benchmark::Counter(mlp_flops(batch, hidden_units), benchmark::Counter::kIsIterationInvariantRate,
+                         benchmark::Counter::kIs1000);
 }
 
 // The notes' MLP (nn::Sequential) under inference mode, by batch size and hidden width.
@@ -94,8 +102,8 @@ void BM_MLPBatch(benchmark::State& state) {
   auto X = torch::rand({batch, 20});
   for (auto _ : state) benchmark::DoNotOptimize(net->forward(X));
   state.counters["GFLOP/s"] =
-      benchmark::Counter(2.0 * batch * (20.0 * hidden_units + hidden_units * 10.0),
-                         benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+      benchmark::Counter(mlp_flops(batch, hidden_units), benchmark::Counter::kIsIterationInvariantRate,
+                         benchmark::Counter::kIs1000);
 }
 
 // What this machine's BLAS reaches on one large single-precision product.
@@ -106,8 +114,9 @@ void BM_MatmulThroughput(benchmark::State& state) {
   auto b = torch::rand({n, n});
   auto c = torch::empty({n, n});
   for (auto _ : state) at::mm_out(c, a, b);
-  state.counters["GFLOP/s"] = benchmark::Counter(
-      2.0 * n * n * n, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * std::pow(static_cast<double>(n), 3),
+                         benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 
 // About 100 million float32 parameters in 10 tensors.
@@ -173,11 +182,13 @@ void BM_RawRead(benchmark::State& state) {
   const auto path = bench_dir() / "raw.bin";
   {
     std::ofstream out(path, std::ios::binary);
-    for (const auto& p : model.parameters()) out.write(static_cast<const char*>(p.data_ptr()), p.nbytes());
+    for (const auto& p : model.parameters())
+      out.write(static_cast<const char*>(p.data_ptr()), static_cast<std::streamsize>(p.nbytes()));
   }
   for (auto _ : state) {
     std::ifstream in(path, std::ios::binary);
-    for (const auto& p : model.parameters()) in.read(static_cast<char*>(p.data_ptr()), p.nbytes());
+    for (const auto& p : model.parameters())
+      in.read(static_cast<char*>(p.data_ptr()), static_cast<std::streamsize>(p.nbytes()));
   }
   state.SetBytesProcessed(state.iterations() * 400'000'000LL);
   std::filesystem::remove_all(path.parent_path());
