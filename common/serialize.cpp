@@ -168,11 +168,12 @@ StateDict state_dict_from_archive(torch::serialize::InputArchive& archive) {
   return state;
 }
 
-void load_checked_archive(torch::serialize::InputArchive& archive, const fs::path& path) {
+void load_checked_archive(torch::serialize::InputArchive& archive, const fs::path& path,
+                          const torch::Device& device) {
   const auto bytes = read_file_bytes(path);
   checked_entries(bytes, path.string(), nullptr);
   try {
-    archive.load_from(bytes.data(), bytes.size(), torch::kCPU);
+    archive.load_from(bytes.data(), bytes.size(), device);
   } catch (const c10::Error& e) {
     fail(path.string(), fmt::format("cannot be read as a LibTorch archive: {}", one_line_message(e)));
   }

@@ -48,7 +48,9 @@ StateDict state_dict_from_archive(torch::serialize::InputArchive& archive);
 
 // Reads a LibTorch archive from a file after validate_archive's checks, so that a damaged file is an
 // error rather than undefined behaviour inside LibTorch's zip reader.
-void load_checked_archive(torch::serialize::InputArchive& archive, const std::filesystem::path& path);
+// Its tensors are placed on `device` (the device of the model that will receive them).
+void load_checked_archive(torch::serialize::InputArchive& archive, const std::filesystem::path& path,
+                          const torch::Device& device = torch::kCPU);
 
 // Copies `state` into the module with the semantics of Python's load_state_dict(strict=True): every
 // missing key, unexpected key, and shape or dtype mismatch is reported in one error naming each key and

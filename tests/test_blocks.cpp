@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "common/params.h"
+#include "common/serialize.h"
 #include "lessons/01_blocks/blocks.h"
 #include "tests/testing.h"
 
@@ -80,4 +81,22 @@ TEST(Blocks, LayersBuiltInOrderDrawLikePython) {
   torch::manual_seed(0);
   auto net = blocks::make_sequential_mlp();
   EXPECT_TRUE(tensors_equal(net[0]->as<torch::nn::Linear>()->weight, alone->weight));
+}
+
+TEST(Blocks, SameSeedGivesPythonsWeightsExactly) {
+  // Python's nn.Sequential(Linear(20, 256), ReLU(), Linear(256, 10)) right after torch.manual_seed(0),
+  // saved by data/python/make_reference.py.
+  const auto python = common::read_state_dict(std::filesystem::path(MP_SOURCE_DIR) / "data" / "reference" /
+                                              "sequential_mlp_seed0.pt");
+  torch::manual_seed(0);
+  auto net = blocks::make_sequential_mlp();
+  const auto ours = common::state_dict(*net);
+  ASSERT_EQ(ours.size(), python.size());
+  for (size_t i = 0; i < ours.size(); ++i) {
+    EXPECT_EQ(ours[i].first, python[i].first);
+    EXPECT_TRUE(tensors_equal(ours[i].second, python[i].second)) << ours[i].first;
+  }
+  // Another seed gives other weights: the equality above is the seed's doing, not an accident.
+  torch::manual_seed(1);
+  EXPECT_FALSE(torch::equal(common::state_dict(*blocks::make_sequential_mlp())[0].second, python[0].second));
 }

@@ -174,3 +174,33 @@ TEST(Checkpoints, ResumeWithoutACheckpointIsAnError) {
   EXPECT_EQ(result.exit_code, common::kExitBadInput);
   EXPECT_EQ(result.err.rfind("error: --resume: no checkpoint", 0), 0u) << result.err;
 }
+
+class CheckpointsOnDevice : public testing_mp::OnDevice {};
+MP_INSTANTIATE_ON_DEVICES(CheckpointsOnDevice);
+
+TEST_P(CheckpointsOnDevice, TrainsAndSavesACheckpointThatLoadsBack) {
+  const auto data = checkpoints::make_dataset(256, 0);
+  auto model = checkpoints::make_mlp();
+  model->to(device());
+  auto optimizer = checkpoints::make_optimizer(model, 0.05);
+  checkpoints::TrainOptions options;
+  options.epochs = 2;
+  options.checkpoint_every = 8;
+  options.checkpoint_dir = testing_mp::fresh_dir();
+  std::vector<double> losses;
+  checkpoints::train(model, optimizer, data, options, {}, [&](const auto& r) { losses.push_back(r.loss); },
+                     {});
+  ASSERT_EQ(losses.size(), 2u);
+  EXPECT_LT(losses[1], losses[0]);
+  const auto found = checkpoints::list_checkpoints(options.checkpoint_dir);
+  ASSERT_FALSE(found.empty());
+  auto fresh = checkpoints::make_mlp();
+  fresh->to(device());
+  auto fresh_optimizer = checkpoints::make_optimizer(fresh, 0.05);
+  EXPECT_EQ(checkpoints::load_checkpoint(found[0], *fresh, fresh_optimizer).step, 16);
+  EXPECT_EQ(fresh->parameters()[0].device(), device());
+  // Training goes on from it: the restored momentum buffers sit on the parameters' device.
+  fresh_optimizer.zero_grad();
+  torch::nn::functional::cross_entropy(fresh->forward(data.X.to(device())), data.y.to(device())).backward();
+  EXPECT_NO_THROW(fresh_optimizer.step());
+}

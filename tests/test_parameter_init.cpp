@@ -99,3 +99,18 @@ TEST(ParameterInit, DefaultLinearInitLiesWithinOneOverSqrtFanIn) {
   EXPECT_LE(linear->bias.abs().max().item<double>(), bound);
   EXPECT_GT(linear->weight.abs().max().item<double>(), 0.99 * bound);
 }
+
+class ParameterInitOnDevice : public testing_mp::OnDevice {};
+MP_INSTANTIATE_ON_DEVICES(ParameterInitOnDevice);
+
+TEST_P(ParameterInitOnDevice, InitialisersWorkWhereTheParametersLive) {
+  auto net = make_wide_net();
+  net->to(device());
+  net->apply(init_normal);
+  const auto& w = net->ptr<torch::nn::LinearImpl>(0)->weight;
+  EXPECT_EQ(w.device(), device());
+  EXPECT_NEAR(w.std().item<double>(), 0.01, 1e-4);
+  net->apply(my_init);
+  const auto magnitudes = net->ptr<torch::nn::LinearImpl>(0)->weight.abs();
+  EXPECT_TRUE((magnitudes.eq(0) | (magnitudes.ge(5) & magnitudes.le(10))).all().item<bool>());
+}

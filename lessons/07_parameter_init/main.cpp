@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
     lesson.banner("Inicialización personalizada",
                   "What each scheme looks like: a Linear(100, 100)'s weights");
     torch::nn::Linear wide(100, 100);
+    wide->to(device);
     lesson.say("LibTorch's default, U(-0.1, 0.1): a box\n{}", common::format_histogram(wide->weight));
     wide->apply(init_normal);
     lesson.say("init_normal, N(0, 0.01²): a bell\n{}", common::format_histogram(wide->weight));

@@ -30,13 +30,13 @@ int main(int argc, char** argv) {
     }
 
     lesson.banner("Cargando y guardando tensores", "A tensor, a list of tensors, a dict of tensors");
-    auto x = torch::arange(4);
+    auto x = torch::arange(4, device);
     common::save_atomically(x, dir / "x-file");
     torch::Tensor x2;
     torch::load(x2, (dir / "x-file").string());
     lesson.show("x2", "x2 = load(x-file)", x2);
 
-    auto y = torch::zeros(4);
+    auto y = torch::zeros(4, device);
     common::save_atomically(std::vector<torch::Tensor>{x, y}, dir / "x-files");
     std::vector<torch::Tensor> xy;
     torch::load(xy, (dir / "x-files").string());
@@ -49,11 +49,11 @@ int main(int argc, char** argv) {
     lesson.show("mydict_y", "load(mydict)[\"y\"]", mydict2.at("y"));
 
     // The same three, as files Python's torch.load opens (torch::pickle_save).
-    common::save_for_python(x, dir / "x-file.pt");
-    common::save_for_python(c10::List<torch::Tensor>({x, y}), dir / "x-files.pt");
+    common::save_for_python(x.cpu(), dir / "x-file.pt");
+    common::save_for_python(c10::List<torch::Tensor>({x.cpu(), y.cpu()}), dir / "x-files.pt");
     c10::Dict<std::string, torch::Tensor> for_python;
-    for_python.insert("x", x);
-    for_python.insert("y", y);
+    for_python.insert("x", x.cpu());
+    for_python.insert("y", y.cpu());
     common::save_for_python(for_python, dir / "mydict.pt");
     lesson.say("also written for Python: x-file.pt, x-files.pt, mydict.pt");
 

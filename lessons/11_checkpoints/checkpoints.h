@@ -76,7 +76,10 @@ inline void save_checkpoint(const fs::path& path, const torch::nn::Module& model
 inline Progress load_checkpoint(const fs::path& path, torch::nn::Module& model,
                                 torch::optim::Optimizer& optimizer) {
   torch::serialize::InputArchive archive, model_archive, optimizer_archive;
-  common::load_checked_archive(archive, path);
+  // Read straight onto the model's device: the optimizer's momentum buffers must live beside the
+  // parameters they update.
+  const auto device = model.parameters().at(0).device();
+  common::load_checked_archive(archive, path, device);
   torch::Tensor epoch, step, rng;
   if (!archive.try_read("model", model_archive) || !archive.try_read("optimizer", optimizer_archive) ||
       !archive.try_read("epoch", epoch) || !archive.try_read("step", step) ||
@@ -92,6 +95,7 @@ inline Progress load_checkpoint(const fs::path& path, torch::nn::Module& model,
   common::load_state_dict(*probe, state, path.string());
   try {
     // The optimizer restores its momentum buffers into a copy first, so a damaged file leaves it intact.
+    probe->to(device);
     auto trial = make_optimizer(probe, 0.1);
     trial.load(optimizer_archive);
   } catch (const c10::Error& e) {
