@@ -3,8 +3,8 @@ import argparse
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
+from notes_models import MLP
 from parity import Values, names
 
 parser = argparse.ArgumentParser()
@@ -19,16 +19,6 @@ out = net(X)
 v["sequential_out_shape"] = out.shape
 v["sequential_out"] = out
 v["sequential_names"] = names(net)
-
-
-class MLP(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.hidden = nn.Linear(20, 256)
-        self.out = nn.Linear(256, 10)
-
-    def forward(self, X):
-        return self.out(F.relu(self.hidden(X)))
 
 
 net = MLP()

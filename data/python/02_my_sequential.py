@@ -4,24 +4,13 @@ import argparse
 import torch
 from torch import nn
 
+from notes_models import MySequential
 from parity import Values, names
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--seed", type=int, default=0)
 torch.manual_seed(parser.parse_args().seed)
 v = Values()
-
-
-class MySequential(nn.Module):
-    def __init__(self, *args):
-        super().__init__()
-        for idx, module in enumerate(args):
-            self._modules[str(idx)] = module
-
-    def forward(self, X):
-        for block in self._modules.values():
-            X = block(X)
-        return X
 
 
 net = MySequential(nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, 10))

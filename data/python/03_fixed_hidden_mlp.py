@@ -4,29 +4,14 @@ import argparse
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
+from notes_models import FixedHiddenMLP
 from parity import Values, names
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--seed", type=int, default=0)
 torch.manual_seed(parser.parse_args().seed)
 v = Values()
-
-
-class FixedHiddenMLP(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.rand_weight = torch.rand((20, 20), requires_grad=False)
-        self.linear = nn.Linear(20, 20)
-
-    def forward(self, X):
-        X = self.linear(X)
-        X = F.relu(torch.mm(X, self.rand_weight) + 1)
-        X = self.linear(X)
-        while X.abs().sum() > 1:
-            X /= 2
-        return X.sum()
 
 
 class NestMLP(nn.Module):

@@ -6,59 +6,16 @@ usage: python3 bench_python.py [--min-run-time SECONDS]
 """
 import argparse
 import json
+import os
 import sys
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 from torch.utils import benchmark
 
-
-class MLP(nn.Module):  # lesson 01's block
-    def __init__(self):
-        super().__init__()
-        self.hidden = nn.Linear(20, 256)
-        self.out = nn.Linear(256, 10)
-
-    def forward(self, X):
-        return self.out(F.relu(self.hidden(X)))
-
-
-class MySequential(nn.Module):  # lesson 02
-    def __init__(self, *args):
-        super().__init__()
-        for idx, module in enumerate(args):
-            self._modules[str(idx)] = module
-
-    def forward(self, X):
-        for block in self._modules.values():
-            X = block(X)
-        return X
-
-
-class FixedHiddenMLP(nn.Module):  # lesson 03
-    def __init__(self):
-        super().__init__()
-        self.rand_weight = torch.rand((20, 20), requires_grad=False)
-        self.linear = nn.Linear(20, 20)
-
-    def forward(self, X):
-        X = self.linear(X)
-        X = F.relu(torch.mm(X, self.rand_weight) + 1)
-        X = self.linear(X)
-        while X.abs().sum() > 1:
-            X /= 2
-        return X.sum()
-
-
-class MyLinear(nn.Module):  # lesson 05, computing with the parameters themselves
-    def __init__(self, in_units, units):
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(in_units, units))
-        self.bias = nn.Parameter(torch.randn(units,))
-
-    def forward(self, X):
-        return F.relu(torch.matmul(X, self.weight) + self.bias)
+# The lessons' Python twins keep the notebook's blocks in data/python/notes_models.py.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "data", "python"))
+from notes_models import MLP, FixedHiddenMLP, MyLinear, MySequential  # noqa: E402
 
 
 def median_us(fn, X, min_run_time, inference):
