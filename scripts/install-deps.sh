@@ -9,6 +9,7 @@ packages=(
   libopenblas0-openmp   # LibTorch then multiplies through OpenBLAS, not the reference BLAS: 18x at n = 1024
   libfmt-dev libcli11-dev nlohmann-json3-dev libgtest-dev libzip-dev libbenchmark-dev
   python3 python3-torch # the reference implementation for the parity and interop tests
+  python3-setuptools    # torch.utils.benchmark (scripts/bench-vs-python) imports it
   clang clang-format clang-tidy libclang-rt-dev
 )
 
