@@ -1,6 +1,8 @@
 #include "common/files.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -60,19 +62,35 @@ void write_file_atomically(const fs::path& path, std::string_view bytes) {
   });
 }
 
-std::vector<char> read_file_bytes(const fs::path& path) {
+MappedFile::MappedFile(const fs::path& path) {
   std::error_code ec;
   if (fs::is_directory(path, ec))
     throw std::runtime_error(fmt::format("{} is a folder, not a file", path.string()));
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) throw std::runtime_error(fmt::format("cannot open {}: {}", path.string(), std::strerror(errno)));
-  // One read of the known size: a byte-by-byte stream iterator reads a 400 MB file 20 times slower.
-  const auto size = static_cast<std::streamsize>(in.tellg());
-  std::vector<char> bytes(static_cast<size_t>(std::max<std::streamsize>(size, 0)));
-  in.seekg(0);
-  if (size > 0 && !in.read(bytes.data(), size))
-    throw std::runtime_error(fmt::format("cannot read {}", path.string()));
-  return bytes;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    throw std::runtime_error(fmt::format("cannot open {}: {}", path.string(), std::strerror(errno)));
+  struct stat info {};
+  if (::fstat(fd, &info) != 0) {
+    const int error = errno;
+    ::close(fd);
+    throw std::runtime_error(fmt::format("cannot read {}: {}", path.string(), std::strerror(error)));
+  }
+  size_ = static_cast<size_t>(info.st_size);
+  if (size_ > 0) {
+    // MAP_POPULATE maps every page now, so reading the bytes later takes no page faults.
+    void* mapped = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    if (mapped == MAP_FAILED) {
+      const int error = errno;
+      ::close(fd);
+      throw std::runtime_error(fmt::format("cannot read {}: {}", path.string(), std::strerror(error)));
+    }
+    data_ = static_cast<const char*>(mapped);
+  }
+  ::close(fd);
+}
+
+MappedFile::~MappedFile() {
+  if (data_ != nullptr) ::munmap(const_cast<char*>(data_), size_);
 }
 
 void ensure_writable_dir(const fs::path& dir) {

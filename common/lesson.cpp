@@ -2,6 +2,8 @@
 
 #include <iostream>
 
+#include <CLI/CLI.hpp>
+
 #include "common/device.h"
 #include "common/files.h"
 #include "common/print.h"
@@ -66,19 +68,21 @@ void Lesson::show(const std::string& key, const std::string& label, bool value) 
 void Lesson::write_values() const { write_file_atomically(out_dir_ / "values.json", values_.dump(2) + "\n"); }
 
 LessonApp::LessonApp(std::string name, const std::string& description)
-    : name_(std::move(name)), cli_(description, name_) {
+    : name_(std::move(name)), cli_(std::make_unique<CLI::App>(description, name_)) {
   options_.out_dir = std::filesystem::path("lesson-output") / name_;
-  cli_.add_option("--device", options_.device,
-                  "auto, cpu, cuda or cuda:N (auto: the first GPU, else the CPU)")
+  cli_->add_option("--device", options_.device,
+                   "auto, cpu, cuda or cuda:N (auto: the first GPU, else the CPU)")
       ->capture_default_str();
-  cli_.add_option("--seed", options_.seed,
-                  "seed of the random generator; the same seed prints the same numbers")
+  cli_->add_option("--seed", options_.seed,
+                   "seed of the random generator; the same seed prints the same numbers")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  cli_.add_option("--out-dir", options_.out_dir,
-                  "folder for the files the lesson writes (values.json and others)")
+  cli_->add_option("--out-dir", options_.out_dir,
+                   "folder for the files the lesson writes (values.json and others)")
       ->capture_default_str();
 }
+
+LessonApp::~LessonApp() = default;
 
 std::string one_line_message(const std::exception& e) {
   const auto* torch_error = dynamic_cast<const c10::Error*>(&e);
@@ -105,9 +109,9 @@ int guarded_main(const std::function<int()>& body) {
 
 int LessonApp::run(int argc, char** argv, const std::function<void(Lesson&)>& body) {
   try {
-    cli_.parse(argc, argv);
+    cli_->parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
-    fmt::print("{}", cli_.help());
+    fmt::print("{}", cli_->help());
     return 0;
   } catch (const CLI::ParseError& e) {
     fmt::print(stderr, "error: {} (see {} --help)\n", e.what(), name_);

@@ -5,13 +5,19 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
 #include <torch/torch.h>
-#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+
+// CLI11 is header-only: a lesson that names CLI::App compiles all of it. Only the lessons that add
+// options of their own include <CLI/CLI.hpp>; the rest rebuild in a fraction of the time.
+namespace CLI {
+class App;
+}  // namespace CLI
 
 namespace common {
 
@@ -79,8 +85,12 @@ class Lesson {
 class LessonApp {
  public:
   LessonApp(std::string name, const std::string& description);
+  ~LessonApp();
+  LessonApp(const LessonApp&) = delete;
+  LessonApp& operator=(const LessonApp&) = delete;
 
-  CLI::App& cli() { return cli_; }
+  // Include <CLI/CLI.hpp> to add options.
+  CLI::App& cli() { return *cli_; }
   const LessonOptions& options() const { return options_; }
 
   // Parses the options, seeds the generator, picks the device, creates the output folder, runs body
@@ -89,7 +99,7 @@ class LessonApp {
 
  private:
   std::string name_;
-  CLI::App cli_;
+  std::unique_ptr<CLI::App> cli_;
   LessonOptions options_;
 };
 

@@ -12,7 +12,11 @@
 #define MP_HAVE_LIBZIP 0
 #endif
 #if MP_HAVE_LIBZIP
+#include <caffe2/serialize/inline_container.h>
+#include <libdeflate.h>
 #include <zip.h>
+
+#include <cstring>
 #endif
 
 #include "common/files.h"
@@ -35,7 +39,38 @@ struct ZipArchive {
   }
 };
 
-std::vector<std::string> validate_with_libzip(const std::vector<char>& bytes, const std::string& name,
+// LibTorch's reader over the bytes in memory, used only for where each entry's data starts (libzip
+// does not tell), and only after libzip found the archive consistent: malformed headers can crash it.
+class BufferReader final : public caffe2::serialize::ReadAdapterInterface {
+ public:
+  explicit BufferReader(std::string_view bytes) : bytes_(bytes) {}
+  size_t size() const override { return bytes_.size(); }
+  size_t read(uint64_t pos, void* buf, size_t n, const char* /*what*/) const override {
+    if (pos >= bytes_.size()) return 0;
+    n = std::min<size_t>(n, bytes_.size() - pos);
+    std::memcpy(buf, bytes_.data() + pos, n);
+    return n;
+  }
+
+ private:
+  std::string_view bytes_;
+};
+
+// Where a stored entry's data starts in bytes, by LibTorch's reading of its local header.
+size_t stored_data_offset(caffe2::serialize::PyTorchStreamReader& reader, const std::string& entry,
+                          const std::string& name) {
+  // LibTorch names records without the archive's top folder ("archive/data/0" is "data/0").
+  const auto slash = entry.find('/');
+  if (slash == std::string::npos)
+    fail(name, fmt::format("not a model file: entry {} is outside its folder", entry));
+  try {
+    return reader.getRecordOffset(entry.substr(slash + 1));
+  } catch (const c10::Error& e) {
+    fail(name, fmt::format("not a model file: entry {} cannot be located ({})", entry, one_line_message(e)));
+  }
+}
+
+std::vector<std::string> validate_with_libzip(std::string_view bytes, const std::string& name,
                                               std::string* data_pkl) {
   zip_error_t error;
   zip_error_init(&error);
@@ -50,20 +85,45 @@ std::vector<std::string> validate_with_libzip(const std::vector<char>& bytes, co
     zip_error_fini(&error);
     fail(name, fmt::format("not a valid model file: the archive is damaged or truncated ({})", why));
   }
+  std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
   std::vector<std::string> names;
   const zip_int64_t count = zip_get_num_entries(zip.archive, 0);
   std::vector<char> buffer(1 << 16);
   for (zip_int64_t i = 0; i < count; ++i) {
-    const char* entry_name = zip_get_name(zip.archive, i, 0);
-    if (entry_name == nullptr) fail(name, "not a valid model file: an archive entry has no name");
-    names.emplace_back(entry_name);
-    zip_file_t* file = zip_fopen_index(zip.archive, i, 0);
+    zip_stat_t stat;
+    zip_stat_init(&stat);
+    if (zip_stat_index(zip.archive, static_cast<zip_uint64_t>(i), 0, &stat) != 0 || stat.name == nullptr) {
+      fail(name, "not a valid model file: an archive entry has no name");
+    }
+    const std::string& entry = names.emplace_back(stat.name);
+    const bool is_data_pkl =
+        data_pkl != nullptr && entry.size() >= 8 && entry.compare(entry.size() - 8, 8, "data.pkl") == 0;
+    const zip_uint64_t needed = ZIP_STAT_SIZE | ZIP_STAT_CRC | ZIP_STAT_COMP_METHOD;
+    if (!is_data_pkl && (stat.valid & needed) == needed && stat.comp_method == ZIP_CM_STORE) {
+      // LibTorch and PyTorch store tensors uncompressed: their CRC is checked in place, without the copy
+      // that reading through libzip makes (400 MB: about 40 ms against 500 ms).
+      if (!reader) {
+        try {
+          reader =
+              std::make_unique<caffe2::serialize::PyTorchStreamReader>(std::make_shared<BufferReader>(bytes));
+        } catch (const c10::Error& e) {
+          fail(name, fmt::format("not a model file: {}", one_line_message(e)));
+        }
+      }
+      const size_t offset = stored_data_offset(*reader, entry, name);
+      if (offset > bytes.size() || stat.size > bytes.size() - offset) {
+        fail(name, fmt::format("not a valid model file: entry {} runs past the end of the file", entry));
+      }
+      if (libdeflate_crc32(0, bytes.data() + offset, stat.size) != stat.crc) {
+        fail(name, fmt::format("not a valid model file: entry {} is damaged (CRC error)", entry));
+      }
+      continue;
+    }
+    zip_file_t* file = zip_fopen_index(zip.archive, static_cast<zip_uint64_t>(i), 0);
     if (file == nullptr) {
-      fail(name, fmt::format("not a valid model file: entry {} cannot be opened ({})", entry_name,
+      fail(name, fmt::format("not a valid model file: entry {} cannot be opened ({})", entry,
                              zip_strerror(zip.archive)));
     }
-    const bool is_data_pkl = data_pkl != nullptr && names.back().size() >= 8 &&
-                             names.back().compare(names.back().size() - 8, 8, "data.pkl") == 0;
     zip_int64_t n = 0;
     // Reading every byte is what makes libzip check the entry's CRC.
     while ((n = zip_fread(file, buffer.data(), buffer.size())) > 0) {
@@ -71,7 +131,7 @@ std::vector<std::string> validate_with_libzip(const std::vector<char>& bytes, co
     }
     const std::string why = n < 0 ? zip_file_strerror(file) : "";
     zip_fclose(file);
-    if (n < 0) fail(name, fmt::format("not a valid model file: entry {} is damaged ({})", entry_name, why));
+    if (n < 0) fail(name, fmt::format("not a valid model file: entry {} is damaged ({})", entry, why));
   }
   return names;
 }
@@ -116,7 +176,7 @@ StateDict state_dict_from_ivalue(const c10::IValue& value, const std::string& na
   return state;
 }
 
-c10::IValue unpickle(const std::vector<char>& bytes, const std::string& name, const std::string& data_pkl) {
+c10::IValue unpickle(std::string_view bytes, const std::string& name, const std::string& data_pkl) {
   // A pickled OrderedDict opens with PROTO 2 then GLOBAL 'collections OrderedDict'; LibTorch's unpickler
   // turns that global into None (it expects one only inside a tensor's rebuild call), so catch it first.
   static const std::string kOrderedDictStart = std::string("\x80\x02", 2) + "ccollections\nOrderedDict\n";
@@ -126,7 +186,7 @@ c10::IValue unpickle(const std::vector<char>& bytes, const std::string& name, co
                            kPythonAdvice));
   }
   try {
-    return torch::pickle_load(bytes);
+    return torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
   } catch (const c10::Error& e) {
     const std::string what = e.what_without_backtrace();
     if (what.find("Unknown opcode") != std::string::npos && what.find("0x73") != std::string::npos) {
@@ -141,7 +201,7 @@ c10::IValue unpickle(const std::vector<char>& bytes, const std::string& name, co
 }
 
 // The archive's entry names after the checks; data_pkl, when given, receives the pickle's bytes.
-std::vector<std::string> checked_entries(const std::vector<char>& bytes, const std::string& name,
+std::vector<std::string> checked_entries(std::string_view bytes, const std::string& name,
                                          std::string* data_pkl) {
   if (bytes.empty()) fail(name, "the file is empty");
   if (bytes.size() < 4 || bytes[0] != 'P' || bytes[1] != 'K') {
@@ -158,7 +218,7 @@ std::vector<std::string> checked_entries(const std::vector<char>& bytes, const s
 
 }  // namespace
 
-std::vector<std::string> validate_archive(const std::vector<char>& bytes, const std::string& name) {
+std::vector<std::string> validate_archive(std::string_view bytes, const std::string& name) {
   return checked_entries(bytes, name, nullptr);
 }
 
@@ -170,7 +230,8 @@ StateDict state_dict_from_archive(torch::serialize::InputArchive& archive) {
 
 void load_checked_archive(torch::serialize::InputArchive& archive, const fs::path& path,
                           const torch::Device& device) {
-  const auto bytes = read_file_bytes(path);
+  const MappedFile file(path);
+  const auto bytes = file.bytes();
   checked_entries(bytes, path.string(), nullptr);
   try {
     archive.load_from(bytes.data(), bytes.size(), device);
@@ -207,7 +268,7 @@ void save_state_dict_for_python(const torch::nn::Module& module, const fs::path&
   save_for_python(dict, path);
 }
 
-StateDict read_state_dict(const std::vector<char>& bytes, const std::string& name) {
+StateDict read_state_dict(std::string_view bytes, const std::string& name) {
   std::string data_pkl;
   const auto entries = checked_entries(bytes, name, &data_pkl);
   // Without libzip the entries are unknown: try the LibTorch archive first, then the Python pickle.
@@ -227,20 +288,20 @@ StateDict read_state_dict(const std::vector<char>& bytes, const std::string& nam
 }
 
 StateDict read_state_dict(const fs::path& path) {
-  std::vector<char> bytes;
+  std::unique_ptr<MappedFile> file;
   try {
-    bytes = read_file_bytes(path);
+    file = std::make_unique<MappedFile>(path);
   } catch (const std::exception& e) {
     throw std::runtime_error(fmt::format("cannot load a state dict: {}", e.what()));
   }
-  return read_state_dict(bytes, path.string());
+  return read_state_dict(file->bytes(), path.string());
 }
 
 c10::IValue load_from_python(const fs::path& path) {
-  const auto bytes = read_file_bytes(path);
+  const MappedFile file(path);
   std::string data_pkl;
-  checked_entries(bytes, path.string(), &data_pkl);
-  return unpickle(bytes, path.string(), data_pkl);
+  checked_entries(file.bytes(), path.string(), &data_pkl);
+  return unpickle(file.bytes(), path.string(), data_pkl);
 }
 
 void load_state_dict(torch::nn::Module& module, const StateDict& state, const std::string& source) {

@@ -12,6 +12,7 @@
 //     one-entry dict.
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -40,7 +41,7 @@ void save_for_python(const c10::IValue& value, const std::filesystem::path& path
 // torch.save of a plain dict of tensors. Throws std::runtime_error naming the file and what is wrong.
 StateDict read_state_dict(const std::filesystem::path& path);
 // The same from bytes already in memory; `name` is what errors call them.
-StateDict read_state_dict(const std::vector<char>& bytes, const std::string& name);
+StateDict read_state_dict(std::string_view bytes, const std::string& name);
 
 // The tensors of a LibTorch archive (and of its nested archives) under dotted names, as
 // Module::save writes them.
@@ -64,7 +65,7 @@ c10::IValue load_from_python(const std::filesystem::path& path);
 // Checks that bytes are a well-formed zip archive whose every entry reads back with a correct CRC, and
 // returns the entry names. Throws std::runtime_error naming `name` otherwise. Without libzip at build
 // time it checks only the zip signature.
-std::vector<std::string> validate_archive(const std::vector<char>& bytes, const std::string& name);
+std::vector<std::string> validate_archive(std::string_view bytes, const std::string& name);
 
 // Whether this build validates archives with libzip before LibTorch reads them.
 bool archive_validation_available();

@@ -138,6 +138,39 @@ TEST(FileIo, TorchLoadSilentlyReshapesButTheStrictLoaderRefuses) {
   expect_unchanged(*strict, before);
 }
 
+TEST(FileIo, TorchLoadAcceptsAFlippedBitButTheCheckedLoaderRefuses) {
+  if (!common::archive_validation_available()) GTEST_SKIP() << "built without libzip and libdeflate";
+  const auto path = testing_mp::fresh_dir() / "flipped.params";
+  Custom saved({{"weight", {1000}}});
+  {
+    torch::NoGradGuard no_grad;
+    saved.parameters()[0].fill_(1.5);
+  }
+  common::save_state_dict(saved, path);
+  // The weight's 4000 bytes lie stored in the archive as they are in memory: flip one in the middle.
+  auto text = read_text(path);
+  const float value = 1.5F;
+  const std::string one(reinterpret_cast<const char*>(&value), sizeof value);
+  std::string run;
+  for (int i = 0; i < 1000; ++i) run += one;
+  const auto at = text.find(run);
+  ASSERT_NE(at, std::string::npos) << "the weight's bytes are not stored as they are";
+  text[at + 2001] ^= 0x01;
+  write_text(path, text);
+  // LibTorch's own torch::load (like Python's torch.load) checks no CRC: a wrong value, silently.
+  auto silent =
+      std::make_shared<Custom>(std::vector<std::pair<std::string, std::vector<int64_t>>>{{"weight", {1000}}});
+  torch::load(silent, path.string());
+  EXPECT_NE(silent->parameters()[0][500].item<float>(), 1.5F);
+  // The checked loader refuses the file, names it, and changes nothing.
+  Custom checked({{"weight", {1000}}});
+  const auto before = values_of(checked);
+  const auto error = load_error(checked, path);
+  EXPECT_NE(error.find("CRC error"), std::string::npos) << error;
+  EXPECT_NE(error.find(path.string()), std::string::npos) << error;
+  expect_unchanged(checked, before);
+}
+
 TEST(FileIo, StrictLoaderNamesMissingKeys) {
   const auto path = testing_mp::fresh_dir() / "partial.params";
   common::save_state_dict(Custom({{"weight", {8, 4}}}), path);

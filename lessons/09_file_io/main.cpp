@@ -3,6 +3,7 @@
 #include <optional>
 
 #include <torch/torch.h>
+#include <CLI/CLI.hpp>
 
 #include "common/lesson.h"
 #include "common/serialize.h"

@@ -1,6 +1,7 @@
 // Lesson 10: GPUs, which the notes introduce as "el aprovechamiento de las GPU para lograr resultados
 // con aceleraciones espectaculares" ("Modelos Personalizados en PyTorch", introduction).
 #include <torch/torch.h>
+#include <CLI/CLI.hpp>
 
 #include "common/device.h"
 #include "common/lesson.h"

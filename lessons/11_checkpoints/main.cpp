@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include <torch/torch.h>
+#include <CLI/CLI.hpp>
 
 #include "common/lesson.h"
 #include "common/serialize.h"
