@@ -212,6 +212,7 @@ std::vector<std::string> checked_entries(std::string_view bytes, const std::stri
 #if MP_HAVE_LIBZIP
   return validate_with_libzip(bytes, name, data_pkl);
 #else
+  (void)data_pkl;  // without libzip the pickle is not extracted: OrderedDict files get LibTorch's error
   return {};
 #endif
 }

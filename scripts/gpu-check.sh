@@ -14,7 +14,8 @@ generator=(); command -v ninja >/dev/null && generator=(-G Ninja)
 
 # The carried copies stand in for the packages even where some are installed, so this runs the same
 # everywhere; libzip has no header-only form, so the archive pre-check is left out (its tests skip).
-cmake -S . -B "$build" "${generator[@]}" "${args[@]}" -DCMAKE_BUILD_TYPE=Release \
+# GCC, the host compiler nvcc uses by default, compiles the C++ too: one toolchain for both.
+cmake -S . -B "$build" "${generator[@]}" "${args[@]}" -DCMAKE_BUILD_TYPE=Release -DMP_PREFER_CLANG=OFF \
   -DMP_DEPS_DIR="$PWD/.deps" -DGOOGLETEST_SOURCE_DIR="$PWD/.deps/googletest" \
   -DCMAKE_DISABLE_FIND_PACKAGE_GTest=ON -DCMAKE_DISABLE_FIND_PACKAGE_fmt=ON \
   -DCMAKE_DISABLE_FIND_PACKAGE_CLI11=ON -DCMAKE_DISABLE_FIND_PACKAGE_nlohmann_json=ON \
