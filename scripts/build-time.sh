@@ -2,7 +2,7 @@
 # Measures what a learner waits for: a clean build of everything with and without the shared precompiled
 # header (ccache off, so nothing is reused), and the rebuild and rerun after touching one lesson. The
 # default compiler (clang when installed) is measured both ways; GCC, when installed, with the header,
-# to show why clang is the default. Takes about 15 minutes on 2 cores. Prints a table; the build folders
+# to show why clang is the default. Takes about 12 minutes on 2 cores. Prints a table; the build folders
 # are removed afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
