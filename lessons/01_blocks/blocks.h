@@ -7,8 +7,8 @@ namespace blocks {
 
 // Sequential(Linear(20, 256), ReLU(), Linear(256, 10)), with the layers built one after another.
 // Written inline as Sequential(Linear(20, 256), ReLU(), Linear(256, 10)), C++ may construct the
-// arguments in any order (GCC builds the last one first), so the random generator would fill the layers
-// in a different order than Python and the weights would differ from the notebook's for the same seed.
+// arguments in any order (GCC builds the last one first, clang the first), so the generator could fill the
+// layers in a different order than Python and the weights would differ from the notebook's for the same seed.
 inline torch::nn::Sequential make_sequential_mlp() {
   torch::nn::Linear hidden(20, 256);
   torch::nn::Linear out(256, 10);
