@@ -5,7 +5,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -69,21 +68,18 @@ MappedFile::MappedFile(const fs::path& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     throw std::runtime_error(fmt::format("cannot open {}: {}", path.string(), std::strerror(errno)));
-  struct stat info {};
-  if (::fstat(fd, &info) != 0) {
+  const auto fail = [&] {
     const int error = errno;
     ::close(fd);
     throw std::runtime_error(fmt::format("cannot read {}: {}", path.string(), std::strerror(error)));
-  }
+  };
+  struct stat info {};
+  if (::fstat(fd, &info) != 0) fail();
   size_ = static_cast<size_t>(info.st_size);
   if (size_ > 0) {
     // MAP_POPULATE maps every page now, so reading the bytes later takes no page faults.
     void* mapped = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
-    if (mapped == MAP_FAILED) {
-      const int error = errno;
-      ::close(fd);
-      throw std::runtime_error(fmt::format("cannot read {}: {}", path.string(), std::strerror(error)));
-    }
+    if (mapped == MAP_FAILED) fail();
     data_ = static_cast<const char*>(mapped);
   }
   ::close(fd);

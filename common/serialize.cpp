@@ -101,7 +101,7 @@ std::vector<std::string> validate_with_libzip(std::string_view bytes, const std:
     const zip_uint64_t needed = ZIP_STAT_SIZE | ZIP_STAT_CRC | ZIP_STAT_COMP_METHOD;
     if (!is_data_pkl && (stat.valid & needed) == needed && stat.comp_method == ZIP_CM_STORE) {
       // LibTorch and PyTorch store tensors uncompressed: their CRC is checked in place, without the copy
-      // that reading through libzip makes (400 MB: about 40 ms against 500 ms).
+      // that reading through libzip makes (400 MB: 34 ms against 135 ms).
       if (!reader) {
         try {
           reader =
