@@ -1,15 +1,15 @@
 #include "common/files.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <random>
+#include <regex>
 #include <stdexcept>
+#include <system_error>
 
 #include <fmt/format.h>
 
@@ -17,76 +17,80 @@ namespace common {
 namespace fs = std::filesystem;
 namespace {
 
-void sync_path(const fs::path& path, bool directory) {
-  const int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-  if (fd < 0)
-    throw std::runtime_error(
-        fmt::format("cannot open {} to sync it: {}", path.string(), std::strerror(errno)));
-  const int rc = ::fsync(fd);
-  const int saved = errno;
-  ::close(fd);
-  if (rc != 0)
-    throw std::runtime_error(fmt::format("cannot sync {}: {}", path.string(), std::strerror(saved)));
+std::string temporary_name(const fs::path& path) {
+  std::random_device rd;
+  return fmt::format(".{}.tmp-{:08x}", path.filename().string(), rd());
 }
 
-fs::path temporary_beside(const fs::path& path) {
-  std::random_device rd;
-  return path.parent_path() / fmt::format(".{}.tmp-{:08x}", path.filename().string(), rd());
+// The reason a call failed, from errno, for the error line.
+std::runtime_error failure(const std::string& what, int error) {
+  return std::runtime_error(fmt::format("{}: {}", what, std::strerror(error)));
 }
 
 }  // namespace
 
-void atomic_write(const fs::path& path, const std::function<void(const fs::path& tmp)>& write_to) {
+void write_all(int fd, const void* data, size_t size) {
+  const auto* p = static_cast<const char*>(data);
+  while (size > 0) {
+    // Linux writes at most about 2 GiB per call.
+    const ssize_t n = ::write(fd, p, std::min<size_t>(size, size_t{1} << 30));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw std::runtime_error(std::strerror(errno));
+    }
+    if (n == 0) throw std::runtime_error("the write made no progress");
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+}
+
+void write_atomically(const fs::path& path, const std::function<void(int fd)>& write_to) {
   const fs::path target = path.has_parent_path() ? path : fs::path(".") / path;
-  const fs::path tmp = temporary_beside(target);
+  const fs::path dir = target.parent_path();
+  const fs::path tmp = dir / temporary_name(target);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) throw failure(fmt::format("cannot write {}", path.string()), errno);
+  bool open = true;
   try {
-    write_to(tmp);
-    if (!fs::exists(tmp)) throw std::runtime_error(fmt::format("nothing was written for {}", path.string()));
-    sync_path(tmp, false);
-    fs::rename(tmp, target);
+    try {
+      write_to(fd);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(fmt::format("cannot write {}: {}", path.string(), e.what()));
+    }
+    // A write that the disk refuses may only show at fsync or close (NFS, a full thin volume).
+    if (::fsync(fd) != 0) throw failure(fmt::format("cannot write {} (fsync)", path.string()), errno);
+    open = false;
+    if (::close(fd) != 0) throw failure(fmt::format("cannot write {} (close)", path.string()), errno);
+    if (::rename(tmp.c_str(), target.c_str()) != 0)
+      throw failure(fmt::format("cannot replace {}", path.string()), errno);
   } catch (...) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
+    if (open) ::close(fd);
+    ::unlink(tmp.c_str());
     throw;
   }
-  sync_path(target.parent_path(), true);
+  // The rename is durable only once the folder is synced.
+  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) throw failure(fmt::format("cannot sync the folder of {}", path.string()), errno);
+  const int rc = ::fsync(dir_fd);
+  const int error = errno;
+  ::close(dir_fd);
+  if (rc != 0) throw failure(fmt::format("cannot sync the folder of {}", path.string()), error);
 }
 
 void write_file_atomically(const fs::path& path, std::string_view bytes) {
-  atomic_write(path, [&](const fs::path& tmp) {
-    std::ofstream out(tmp, std::ios::binary);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.close();
-    if (!out) throw std::runtime_error(fmt::format("cannot write {}", path.string()));
-  });
+  write_atomically(path, [&](int fd) { write_all(fd, bytes.data(), bytes.size()); });
 }
 
-MappedFile::MappedFile(const fs::path& path) {
+int remove_stale_temporaries(const fs::path& dir) {
+  static const std::regex kTemporary{R"(\..+\.tmp-[0-9a-f]{8})"};
+  int removed = 0;
   std::error_code ec;
-  if (fs::is_directory(path, ec))
-    throw std::runtime_error(fmt::format("{} is a folder, not a file", path.string()));
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    throw std::runtime_error(fmt::format("cannot open {}: {}", path.string(), std::strerror(errno)));
-  const auto fail = [&] {
-    const int error = errno;
-    ::close(fd);
-    throw std::runtime_error(fmt::format("cannot read {}: {}", path.string(), std::strerror(error)));
-  };
-  struct stat info {};
-  if (::fstat(fd, &info) != 0) fail();
-  size_ = static_cast<size_t>(info.st_size);
-  if (size_ > 0) {
-    // MAP_POPULATE maps every page now, so reading the bytes later takes no page faults.
-    void* mapped = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
-    if (mapped == MAP_FAILED) fail();
-    data_ = static_cast<const char*>(mapped);
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const auto name = it->path().filename().string();
+    if (std::regex_match(name, kTemporary) && it->is_regular_file(ec) && fs::remove(it->path(), ec))
+      ++removed;
   }
-  ::close(fd);
-}
-
-MappedFile::~MappedFile() {
-  if (data_ != nullptr) ::munmap(const_cast<char*>(data_), size_);
+  return removed;
 }
 
 void ensure_writable_dir(const fs::path& dir) {

@@ -2,7 +2,9 @@
 
 #include <stdexcept>
 
-#if __has_include(<cuda.h>)
+// Whether LibTorch itself was built with CUDA comes from CMake (TORCH_CUDA_LIBRARIES): a CUDA toolkit
+// installed beside a CPU-only LibTorch has cuda.h, but LibTorch's CUDA headers are missing.
+#if MP_TORCH_HAS_CUDA
 #include <torch/nn/parallel/data_parallel.h>
 #define MP_HAVE_DATA_PARALLEL 1
 #else

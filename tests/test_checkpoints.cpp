@@ -63,17 +63,18 @@ TEST(Checkpoints, ContentsRoundTrip) {
   auto optimizer = checkpoints::make_optimizer(model, 0.05);
   checkpoints::TrainOptions options;
   options.epochs = 1;
+  options.settings.examples = 64;   // 2 steps an epoch
   options.checkpoint_every = 1000;  // none written during training
   options.checkpoint_dir = testing_mp::fresh_dir();
   checkpoints::train(model, optimizer, data, options, {}, [](const auto&) {}, {});
   const checkpoints::Progress progress{1, 2, at::detail::getDefaultCPUGenerator().get_state()};
   const auto path = options.checkpoint_dir / checkpoints::checkpoint_name(2);
-  checkpoints::save_checkpoint(path, *model, optimizer, progress);
+  checkpoints::save_checkpoint(path, *model, optimizer, progress, options.settings);
 
   auto fresh = checkpoints::make_mlp();
   auto fresh_optimizer = checkpoints::make_optimizer(fresh, 0.05);
   ASSERT_FALSE(torch::equal(fresh->parameters()[0], model->parameters()[0]));
-  const auto loaded = checkpoints::load_checkpoint(path, *fresh, fresh_optimizer);
+  const auto loaded = checkpoints::load_checkpoint(path, *fresh, fresh_optimizer).progress;
   EXPECT_EQ(loaded.epoch, 1);
   EXPECT_EQ(loaded.step, 2);
   EXPECT_TRUE(tensors_equal(loaded.epoch_rng_state, progress.epoch_rng_state));
@@ -105,6 +106,7 @@ TEST(Checkpoints, TrainingLossFalls) {
   auto optimizer = checkpoints::make_optimizer(model, 0.05);
   checkpoints::TrainOptions options;
   options.epochs = 5;
+  options.settings.examples = 1024;
   options.checkpoint_every = 1000000;
   options.checkpoint_dir = testing_mp::fresh_dir();
   std::vector<double> losses;
@@ -185,6 +187,7 @@ TEST_P(CheckpointsOnDevice, TrainsAndSavesACheckpointThatLoadsBack) {
   auto optimizer = checkpoints::make_optimizer(model, 0.05);
   checkpoints::TrainOptions options;
   options.epochs = 2;
+  options.settings.examples = 256;
   options.checkpoint_every = 8;
   options.checkpoint_dir = testing_mp::fresh_dir();
   std::vector<double> losses;
@@ -197,7 +200,7 @@ TEST_P(CheckpointsOnDevice, TrainsAndSavesACheckpointThatLoadsBack) {
   auto fresh = checkpoints::make_mlp();
   fresh->to(device());
   auto fresh_optimizer = checkpoints::make_optimizer(fresh, 0.05);
-  EXPECT_EQ(checkpoints::load_checkpoint(found[0], *fresh, fresh_optimizer).step, 16);
+  EXPECT_EQ(checkpoints::load_checkpoint(found[0], *fresh, fresh_optimizer).progress.step, 16);
   EXPECT_EQ(fresh->parameters()[0].device(), device());
   // Training goes on from it: the restored momentum buffers sit on the parameters' device.
   fresh_optimizer.zero_grad();

@@ -6,6 +6,7 @@ x-file.pt, x-files.pt and mydict.pt hold the lesson's tensors; 1 otherwise, sayi
 """
 import os
 import sys
+from collections import OrderedDict
 
 import torch
 
@@ -14,17 +15,19 @@ from mlp import MLP  # the notes' MLP: hidden = Linear(20, 256), ReLU, output = 
 
 def main():
     d = sys.argv[1]
-    load = lambda name: torch.load(os.path.join(d, name))  # noqa: E731
+    # weights_only=True: the loader that runs nothing from the file (the default since PyTorch 2.6).
+    load = lambda name: torch.load(os.path.join(d, name), weights_only=True)  # noqa: E731
     problems = []
-    state = load("mlp.pt")
-    if type(state) is not dict or list(state) != ["hidden.weight", "hidden.bias", "output.weight", "output.bias"]:
-        problems.append(f"mlp.pt: expected a dict with the four MLP keys, got {type(state).__name__} {list(state)}")
+    state = load("mlp.params")
+    if type(state) is not OrderedDict or list(state) != ["hidden.weight", "hidden.bias", "output.weight", "output.bias"]:
+        problems.append(f"mlp.params: expected an OrderedDict with the four MLP keys, as model.state_dict() "
+                        f"returns, got {type(state).__name__} {list(state)}")
     net = MLP()
     net.load_state_dict(state)
     net.eval()
     Y = net(load("X.pt")).detach()
     if not torch.allclose(Y, load("Y.pt"), rtol=0, atol=1e-6):
-        problems.append(f"Python's MLP with mlp.pt gives {Y}, C++ wrote {load('Y.pt')}")
+        problems.append(f"Python's MLP with mlp.params gives {Y}, C++ wrote {load('Y.pt')}")
     x = torch.arange(4)
     y = torch.zeros(4)
     if not torch.equal(load("x-file.pt"), x):
@@ -38,7 +41,7 @@ def main():
     for p in problems:
         print(p)
     if not problems:
-        print("Python read mlp.pt, X.pt, Y.pt, x-file.pt, x-files.pt and mydict.pt and reproduced the C++ values")
+        print("Python read mlp.params, X.pt, Y.pt, x-file.pt, x-files.pt and mydict.pt and reproduced the C++ values")
     return 1 if problems else 0
 
 

@@ -2,6 +2,7 @@
 // "Archivos de E/S": tensors, lists and dicts of tensors on disk, and a model's parameters.
 #include <filesystem>
 #include <map>
+#include <sstream>
 #include <string>
 
 #include <torch/torch.h>
@@ -31,7 +32,9 @@ inline void save_tensor_dict(const std::map<std::string, torch::Tensor>& dict,
                              const std::filesystem::path& path) {
   torch::serialize::OutputArchive archive;
   for (const auto& [key, tensor] : dict) archive.write(key, tensor);
-  common::atomic_write(path, [&](const std::filesystem::path& tmp) { archive.save_to(tmp.string()); });
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  common::write_file_atomically(path, bytes.str());
 }
 
 inline std::map<std::string, torch::Tensor> load_tensor_dict(const std::filesystem::path& path) {

@@ -13,9 +13,11 @@ int main(int argc, char** argv) {
   common::LessonApp app("09_file_io", "Archivos de E/S: tensors and model parameters on disk");
   std::string load_path;
   app.cli()
-      .add_option("--load", load_path,
-                  "load the MLP's parameters from this file (a LibTorch archive, or a Python torch.save of a "
-                  "dict of tensors), print its output on X and write it to Y.pt")
+      .add_option(
+          "--load", load_path,
+          "load the MLP's parameters from this file (Python's torch.save of a state dict, or a LibTorch "
+          "torch::save archive; read as data, nothing in it is run), print its output on X and write "
+          "it to Y.pt")
       ->check(CLI::ExistingFile);
   return app.run(argc, argv, [&](common::Lesson& lesson) {
     const auto& device = lesson.device();
@@ -49,7 +51,7 @@ int main(int argc, char** argv) {
     lesson.show("mydict_x", "load(mydict)[\"x\"]", mydict2.at("x"));
     lesson.show("mydict_y", "load(mydict)[\"y\"]", mydict2.at("y"));
 
-    // The same three, as files Python's torch.load opens (torch::pickle_save).
+    // The same three in Python's torch.save format, which torch.load(path, weights_only=True) opens.
     common::save_for_python(x.cpu(), dir / "x-file.pt");
     common::save_for_python(c10::List<torch::Tensor>({x.cpu(), y.cpu()}), dir / "x-files.pt");
     c10::Dict<std::string, torch::Tensor> for_python;
@@ -65,11 +67,11 @@ int main(int argc, char** argv) {
     auto X = torch::randn({2, 20}).to(device);
     auto Y = net(X);
     lesson.show("Y", "Y = net(X)", Y);
-    // Only parameters are saved: the architecture lives in the code (file_io::MLP).
+    // Only parameters are saved: the architecture lives in the code (file_io::MLP). The file is what
+    // Python's torch.save(net.state_dict(), 'mlp.params') writes, so Python opens it too.
     common::save_state_dict(*net, dir / "mlp.params");
-    common::save_state_dict_for_python(*net, dir / "mlp.pt");
     common::save_for_python(X.cpu(), dir / "X.pt");
-    lesson.say("saved mlp.params (LibTorch) and mlp.pt, X.pt (for Python's torch.load)");
+    lesson.say("saved mlp.params and X.pt (Python opens both with torch.load)");
 
     file_io::MLP clone;
     clone->to(device);

@@ -15,8 +15,7 @@
 int main(int argc, char** argv) {
   common::LessonApp app("11_checkpoints", "Checkpoints: train, save as you go, resume bit for bit");
   checkpoints::TrainOptions options;
-  int64_t examples = 2048;
-  double lr = 0.05;
+  auto& settings = options.settings;
   bool resume = false;
   auto& cli = app.cli();
   cli.add_option("--epochs", options.epochs, "epochs to train")
@@ -28,18 +27,22 @@ int main(int argc, char** argv) {
   cli.add_option("--keep", options.keep, "keep the newest K checkpoints")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
-  cli.add_option("--batch-size", options.batch_size, "examples per step")
+  cli.add_option("--batch-size", settings.batch_size, "examples per step")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
-  cli.add_option("--examples", examples, "size of the synthetic dataset")
+  cli.add_option("--examples", settings.examples, "size of the synthetic dataset")
       ->capture_default_str()
       ->check(CLI::Range(10, 100000000));
+  cli.add_option("--lr", settings.lr, "learning rate of SGD")
+      ->capture_default_str()
+      ->check(CLI::Range(1e-6, 10.0));
   cli.add_flag("--resume", resume, "continue from the newest checkpoint in --out-dir that loads");
   // For the tests: kill the process with SIGKILL after this step, as a pulled plug would.
   cli.add_option("--kill-at-step", options.kill_at_step)->group("");
 
   return app.run(argc, argv, [&](common::Lesson& lesson) {
     const auto& device = lesson.device();
+    settings.seed = lesson.seed();
     options.checkpoint_dir = lesson.out_dir() / "checkpoints";
     // Checked before anything is created, so a mistaken --resume leaves the disk as it was.
     if (resume && checkpoints::list_checkpoints(options.checkpoint_dir).empty()) {
@@ -48,28 +51,34 @@ int main(int argc, char** argv) {
                       options.checkpoint_dir.string()));
     }
     common::ensure_writable_dir(options.checkpoint_dir);
+    // A run killed while writing a checkpoint leaves its temporary file; this run clears them.
+    if (const int stale = common::remove_stale_temporaries(options.checkpoint_dir); stale > 0)
+      lesson.say("removed {} temporary file(s) left by an interrupted run", stale);
 
     lesson.banner("Archivos de E/S", "Puntos de control: checkpoints while training the notes' MLP");
-    const auto data = checkpoints::make_dataset(examples, static_cast<uint64_t>(lesson.seed()));
+    const auto data = checkpoints::make_dataset(settings.examples, static_cast<uint64_t>(lesson.seed()));
     auto model = checkpoints::make_mlp();
     model->to(device);
-    auto optimizer = checkpoints::make_optimizer(model, lr);
+    auto optimizer = checkpoints::make_optimizer(model, settings.lr);
     lesson.say("{} examples of 20 features in 10 classes, batches of {}, SGD with momentum 0.9, lr {}",
-               examples, options.batch_size, lr);
+               settings.examples, settings.batch_size, settings.lr);
     lesson.say("a checkpoint every {} steps in {}, keeping the newest {}", options.checkpoint_every,
                options.checkpoint_dir.string(), options.keep);
 
     checkpoints::Progress progress;
     if (resume) {
-      const auto found = checkpoints::list_checkpoints(options.checkpoint_dir);
+      const auto warn = [](const std::string& what) { fmt::print(stderr, "warning: {}\n", what); };
+      const auto found = checkpoints::list_checkpoints(options.checkpoint_dir, warn);
       bool loaded = false;
       for (const auto& path : found) {
         try {
-          progress = checkpoints::load_checkpoint(path, *model, optimizer);
+          progress = checkpoints::load_checkpoint(path, *model, optimizer, &settings).progress;
           lesson.say("resumed from {}: epoch {}, step {}", path.filename().string(), progress.epoch + 1,
                      progress.step);
           loaded = true;
           break;
+        } catch (const checkpoints::SettingsMismatch&) {
+          throw;
         } catch (const std::exception& e) {
           // A checkpoint cut short by the very crash we resume from: fall back to the one before.
           fmt::print(stderr, "warning: skipping {}: {}\n", path.filename().string(),
@@ -80,6 +89,12 @@ int main(int argc, char** argv) {
         throw std::runtime_error(fmt::format("--resume: none of the {} checkpoints in {} loads", found.size(),
                                              options.checkpoint_dir.string()));
       }
+    }
+
+    if (progress.epoch >= options.epochs) {
+      lesson.say("the run is already complete: {} of {} epochs done; pass a larger --epochs to train on",
+                 progress.epoch, options.epochs);
+      return;
     }
 
     const bool live = isatty(STDOUT_FILENO) != 0;
