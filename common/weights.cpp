@@ -17,6 +17,7 @@
 #include <unordered_map>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #ifndef MP_HAVE_LIBDEFLATE
 #define MP_HAVE_LIBDEFLATE 0
@@ -141,6 +142,23 @@ const char* storage_name(c10::ScalarType dtype) {
   for (const auto& type : kStorageTypes)
     if (type.dtype == dtype) return type.name;
   return nullptr;
+}
+
+// Raw deflate of `packed` into `out`, which has the exact expected size.
+bool inflate_exactly(const std::string& packed, std::string& out) {
+#if MP_HAVE_LIBDEFLATE
+  libdeflate_decompressor* d = libdeflate_alloc_decompressor();
+  if (d == nullptr) return false;
+  size_t produced = 0;
+  const auto rc =
+      libdeflate_deflate_decompress(d, packed.data(), packed.size(), out.data(), out.size(), &produced);
+  libdeflate_free_decompressor(d);
+  return rc == LIBDEFLATE_SUCCESS && produced == out.size();
+#else
+  (void)packed;
+  (void)out;
+  return false;  // built without libdeflate: compressed TorchScript code cannot be checked, so it is refused
+#endif
 }
 
 }  // namespace
@@ -506,6 +524,7 @@ class Machine {
   // Puts child inside parent. A container, once inside another, can no longer change: no cycle can be
   // built, and every depth is final when it is checked.
   void adopt(Value& parent, Value& child, size_t at) {
+    if (&parent == &child) error(at, "a container put inside itself (a cycle), which a state dict never has");
     if (is_container(child)) child.sealed = true;
     parent.depth = std::max(parent.depth, child.depth + 1);
     if (parent.depth > kMaxDepth) error(at, fmt::format("values nested deeper than {}", kMaxDepth));
@@ -694,6 +713,7 @@ class Machine {
     const Record* record = lookup_("data/" + pid->items[2]->text, &index);
     if (record == nullptr)
       error(at, fmt::format("a storage whose record data/{} is not in the archive", pid->items[2]->text));
+    if (record->deflated) error(at, "a compressed storage");
     const auto element = static_cast<uint64_t>(c10::elementSize(*dtype));
     uint64_t bytes = 0;
     if (__builtin_mul_overflow(static_cast<uint64_t>(numel), element, &bytes) || bytes != record->size) {
@@ -825,7 +845,10 @@ void WeightsFile::parse() {
     p += 46 + nlen + elen + clen;
 
     if ((flags & 1) != 0) fail(fmt::format("not a model file: entry {} is encrypted", entry));
-    if (method != 0 || csize != usize) {
+    const auto slash_at = entry.find('/');
+    const bool code = slash_at != std::string::npos && entry.compare(slash_at + 1, 5, "code/") == 0;
+    const bool deflated = method == 8 && code;
+    if (!deflated && (method != 0 || csize != usize)) {
       fail(fmt::format(
           "not a model file: entry {} is compressed (method {}); PyTorch and LibTorch never compress "
           "what they save, so this file was made by something else",
@@ -849,18 +872,27 @@ void WeightsFile::parse() {
     if (le32(local) != 0x04034b50 || lnlen != nlen)
       fail(fmt::format("not a valid model file: entry {} has a damaged header", entry));
     const uint64_t data = offset + 30 + lnlen + lelen;
-    if (data > end.cd_offset || usize > end.cd_offset - data)
+    if (data > end.cd_offset || csize > end.cd_offset - data)
       fail(fmt::format("not a valid model file: entry {} runs past the end of its data", entry));
     std::string local_name(lnlen, '\0');
     source_->read(offset + 30, local_name.data(), lnlen);
     if (local_name != entry)
       fail(fmt::format("not a valid model file: entry {} has a damaged header", entry));
-    records_.push_back({entry.substr(prefix.size()), data, usize, crc});
+    records_.push_back({entry.substr(prefix.size()), data, usize, crc, deflated, csize});
   }
 
   const auto read_record = [&](const Record& r) {
     std::string bytes(static_cast<size_t>(r.size), '\0');
-    source_->read(r.offset, bytes.data(), bytes.size());
+    if (r.deflated) {
+      // Inflated into exactly the size the directory declares (bounded by kMaxCodeBytes by the caller):
+      // a stream that would inflate to more is an error, not a bigger buffer.
+      std::string packed(static_cast<size_t>(r.stored_size), '\0');
+      source_->read(r.offset, packed.data(), packed.size());
+      if (!inflate_exactly(packed, bytes))
+        fail(fmt::format("not a valid model file: entry {} does not inflate to its declared size", r.name));
+    } else {
+      source_->read(r.offset, bytes.data(), bytes.size());
+    }
     if (crc32(0, bytes.data(), bytes.size()) != r.crc)
       fail(fmt::format("not a valid model file: entry {} is damaged (CRC error)", r.name));
     return bytes;
@@ -875,22 +907,28 @@ void WeightsFile::parse() {
   uint64_t code_bytes = 0;
   for (const auto& r : records_) {
     if (r.name.rfind("code/", 0) != 0 || !ends_with(r.name, ".py")) continue;
-    code_bytes += r.size;
-    if (code_bytes > kMaxCodeBytes)
+    if (r.size > kMaxCodeBytes || (code_bytes += r.size) > kMaxCodeBytes)
       fail("not a weights file: its TorchScript code is larger than any module of weights");
     const auto code = read_record(r);
+    std::vector<std::string> methods;
     size_t line_start = 0;
     while (line_start < code.size()) {
       size_t line_end = code.find('\n', line_start);
       if (line_end == std::string::npos) line_end = code.size();
       const auto first = code.find_first_not_of(" \t", line_start);
       if (first != std::string::npos && first < line_end && code.compare(first, 4, "def ") == 0) {
-        fail(fmt::format(
-            "not a weights file: {} defines a method ({}), code that a loader would have to run; this "
-            "reader loads only data, so the file is refused",
-            r.name, code.substr(first, std::min<size_t>(line_end - first, 60))));
+        const auto name_end = code.find_first_of("( :", first + 4);
+        methods.push_back(code.substr(first + 4, std::min(name_end, line_end) - first - 4));
       }
       line_start = line_end + 1;
+    }
+    if (!methods.empty()) {
+      // __setstate__ is the one a loader runs; name it first when it is there.
+      const bool setstate = std::find(methods.begin(), methods.end(), "__setstate__") != methods.end();
+      fail(fmt::format(
+          "not a weights file: {} defines {} ({}), code that a loader would have to run; this reader "
+          "loads only data, so the file is refused",
+          r.name, setstate ? "__setstate__" : methods.front(), fmt::join(methods, ", ")));
     }
   }
 
@@ -1209,7 +1247,8 @@ class Pickler {
 
 class ZipWriter {
  public:
-  ZipWriter(int fd, std::string prefix) : fd_(fd), prefix_(std::move(prefix)) {}
+  using Sink = std::function<void(const void* data, size_t size)>;
+  ZipWriter(Sink sink, std::string prefix) : sink_(std::move(sink)), prefix_(std::move(prefix)) {}
 
   void add(const std::string& name, const void* data, size_t size) {
     const std::string full = prefix_ + "/" + name;
@@ -1290,11 +1329,11 @@ class ZipWriter {
     for (int i = 0; i < 4; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
   }
   void write(const void* data, size_t size) {
-    write_all(fd_, data, size);
+    sink_(data, size);
     offset_ += size;
   }
 
-  int fd_;
+  Sink sink_;
   std::string prefix_;
   uint64_t offset_ = 0;
   std::vector<Entry> entries_;
@@ -1310,7 +1349,7 @@ std::string pickle_for_python(const c10::IValue& value, bool ordered_dicts,
 void write_for_python(int fd, const std::string& archive_name, const c10::IValue& value, bool ordered_dicts) {
   std::vector<torch::Tensor> storages;
   const std::string pickle = pickle_for_python(value, ordered_dicts, storages);
-  ZipWriter zip(fd, archive_name);
+  ZipWriter zip([fd](const void* data, size_t size) { write_all(fd, data, size); }, archive_name);
   zip.add("data.pkl", pickle.data(), pickle.size());
   // PyTorch 2.x records the byte order; 1.13 ignores records it does not know.
   zip.add("byteorder", "little", 6);
@@ -1320,6 +1359,16 @@ void write_for_python(int fd, const std::string& archive_name, const c10::IValue
   }
   zip.add("version", "3\n", 2);
   zip.finish();
+}
+
+std::string make_archive(const std::string& archive_name,
+                         const std::vector<std::pair<std::string, std::string>>& records) {
+  std::string out;
+  ZipWriter zip([&out](const void* data, size_t size) { out.append(static_cast<const char*>(data), size); },
+                archive_name);
+  for (const auto& [name, bytes] : records) zip.add(name, bytes.data(), bytes.size());
+  zip.finish();
+  return out;
 }
 
 }  // namespace common::weights

@@ -37,6 +37,9 @@ struct Record {
   uint64_t offset = 0;  // of its first byte in the file
   uint64_t size = 0;
   uint32_t crc = 0;
+  // TorchScript deflates its code/ files; nothing else may be compressed.
+  bool deflated = false;
+  uint64_t stored_size = 0;
 };
 
 // A tensor as the file describes it; nothing has been read yet. Checked when parsed: the element range
@@ -136,6 +139,11 @@ std::vector<std::pair<std::string, const TensorRef*>> tensor_entries(const Weigh
 std::string pickle_for_python(const c10::IValue& value, bool ordered_dicts,
                               std::vector<torch::Tensor>& storages);
 void write_for_python(int fd, const std::string& archive_name, const c10::IValue& value, bool ordered_dicts);
+
+// A zip archive of stored records under archive_name/, as write_for_python lays them out (for tests and
+// the fuzzer, which wrap arbitrary pickles in archives with valid CRCs).
+std::string make_archive(const std::string& archive_name,
+                         const std::vector<std::pair<std::string, std::string>>& records);
 
 // A zip file's CRC-32 (libdeflate's when available).
 uint32_t crc32(uint32_t crc, const void* data, size_t size);

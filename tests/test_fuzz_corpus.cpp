@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "common/serialize.h"
+#include "common/weights.h"
 
 namespace fs = std::filesystem;
 
@@ -13,7 +14,16 @@ class FuzzCorpus : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(FuzzCorpus, ReadsOrFailsCleanly) {
   std::ifstream in(GetParam(), std::ios::binary);
-  const std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (fs::path(GetParam()).extension() == ".pkl") {
+    // The pickle fuzzer's inputs are data.pkl alone, wrapped as tests/fuzz/fuzz_pickle.cpp wraps them.
+    const auto archive =
+        common::weights::make_archive("archive", {{"data.pkl", std::string(bytes.data(), bytes.size())},
+                                                  {"data/0", std::string(16, '\x01')},
+                                                  {"data/1", std::string(64, '\x02')},
+                                                  {"data/2", std::string()}});
+    bytes.assign(archive.begin(), archive.end());
+  }
   try {
     // From a buffer of exactly the file's size, so that AddressSanitizer sees any read past its end.
     const auto state = common::read_state_dict(std::string_view(bytes.data(), bytes.size()), GetParam());
@@ -26,7 +36,7 @@ TEST_P(FuzzCorpus, ReadsOrFailsCleanly) {
 
 std::vector<std::string> corpus_files() {
   std::vector<std::string> files;
-  for (const char* dir : {"corpus", "regressions"}) {
+  for (const char* dir : {"corpus", "corpus_pickle", "regressions"}) {
     for (const auto& entry : fs::directory_iterator(fs::path(MP_SOURCE_DIR) / "tests" / "fuzz" / dir)) {
       if (entry.is_regular_file() && entry.path().filename() != "README.md")
         files.push_back(entry.path().string());

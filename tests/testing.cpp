@@ -2,8 +2,14 @@
 
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
+
 #include <unistd.h>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <thread>
 
 #include <fstream>
 #include <sstream>
@@ -102,7 +108,7 @@ std::string device_test_name(const ::testing::TestParamInfo<std::string>& info) 
   return name;
 }
 
-RunResult run_program(const std::vector<std::string>& argv) {
+RunResult run_program(const std::vector<std::string>& argv, const RunOptions& options) {
   const fs::path dir = fresh_dir("run");
   const fs::path out_path = dir / "stdout", err_path = dir / "stderr";
   posix_spawn_file_actions_t actions;
@@ -110,8 +116,13 @@ RunResult run_program(const std::vector<std::string>& argv) {
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                    0644);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
+  if (options.stderr_to == "closed") {
+    posix_spawn_file_actions_addclose(&actions, STDERR_FILENO);
+  } else {
+    const auto& target = options.stderr_to.empty() ? err_path.string() : options.stderr_to;
+    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, target.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0644);
+  }
   std::vector<char*> args;
   args.reserve(argv.size() + 1);
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -124,8 +135,24 @@ RunResult run_program(const std::vector<std::string>& argv) {
     result.err = fmt::format("cannot start {}: {}", argv[0], std::strerror(rc));
     return result;
   }
+  const auto start = std::chrono::steady_clock::now();
+  const auto elapsed = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
   int status = 0;
-  waitpid(pid, &status, 0);
+  struct rusage usage {};
+  while (true) {
+    const pid_t done = wait4(pid, &status, WNOHANG, &usage);
+    if (done == pid) break;
+    if (done < 0 && errno != EINTR) break;
+    if (!result.timed_out && elapsed() > options.timeout_seconds) {
+      result.timed_out = true;
+      kill(pid, SIGKILL);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  result.seconds = elapsed();
+  result.max_rss_kb = usage.ru_maxrss;
   if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
   result.out = slurp(out_path);

@@ -44,12 +44,23 @@ std::string device_test_name(const ::testing::TestParamInfo<std::string>& info);
 struct RunResult {
   int exit_code = -1;  // -1 when it did not exit normally (a signal)
   int signal = 0;
+  bool timed_out = false;  // killed with SIGKILL after RunOptions::timeout_seconds
+  double seconds = 0;      // wall time
+  long max_rss_kb = 0;     // peak resident memory, from wait4
   std::string out;
   std::string err;
 };
 
-// Runs a program with arguments (no shell) and captures its exit status, stdout and stderr.
-RunResult run_program(const std::vector<std::string>& argv);
+struct RunOptions {
+  double timeout_seconds = 300;
+  // Where stderr goes: "" captures it into RunResult::err; "closed" starts the program with no fd 2;
+  // any other value is a path opened for writing (e.g. "/dev/full").
+  std::string stderr_to;
+};
+
+// Runs a program with arguments (no shell) and captures its exit status, stdout and stderr. A program
+// still running after the timeout is killed, and the result says so.
+RunResult run_program(const std::vector<std::string>& argv, const RunOptions& options = {});
 
 // A fresh empty folder under the build tree, named after the running test.
 std::filesystem::path fresh_dir(const std::string& tag = "");
