@@ -13,7 +13,7 @@ if [ -n "$prefix" ] && [ -d "$prefix/Torch" ]; then args+=("-DCMAKE_PREFIX_PATH=
 generator=(); command -v ninja >/dev/null && generator=(-G Ninja)
 
 # The carried copies stand in for the packages even where some are installed, so this runs the same
-# everywhere; libzip has no header-only form, so the archive pre-check is left out (its tests skip).
+# everywhere; without libdeflate the CRCs are checked with a plain table (slower, same checks).
 # GCC, the host compiler nvcc uses by default, compiles the C++ too: one toolchain for both.
 cmake -S . -B "$build" "${generator[@]}" "${args[@]}" -DCMAKE_BUILD_TYPE=Release -DMP_PREFER_CLANG=OFF \
   -DMP_DEPS_DIR="$PWD/.deps" -DGOOGLETEST_SOURCE_DIR="$PWD/.deps/googletest" \

@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config git
   libtorch-dev          # LibTorch 1.13 (CPU), found by find_package(Torch)
   libopenblas0-openmp   # LibTorch then multiplies through OpenBLAS, not the reference BLAS: 18x at n = 1024
-  libfmt-dev libcli11-dev nlohmann-json3-dev libgtest-dev libzip-dev libdeflate-dev libbenchmark-dev
+  libfmt-dev libcli11-dev nlohmann-json3-dev libgtest-dev libdeflate-dev libbenchmark-dev
   python3 python3-torch # the reference implementation for the parity and interop tests
   python3-setuptools    # torch.utils.benchmark (scripts/bench-vs-python) imports it
   clang                 # the default compiler: LibTorch's headers precompiled once serve every unit

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "common/files.h"
 #include "common/lesson.h"
@@ -248,6 +249,59 @@ TEST(FileIo, PythonOneEntryDictLoads) {
   EXPECT_EQ(state[0].first, "hidden.weight");
   EXPECT_EQ(state[0].second.sizes(), (std::vector<int64_t>{256, 20}));
   EXPECT_TRUE(tensors_equal(state[0].second, common::read_state_dict(kReference / "mlp_state.pt")[0].second));
+}
+
+// What Python's values.json says an entry holds, checked against what the reader made of it.
+void expect_described(const c10::IValue& value, const nlohmann::json& expected, const std::string& where) {
+  if (expected.contains("dtype")) {
+    ASSERT_TRUE(value.isTensor()) << where;
+    const auto t = value.toTensor();
+    EXPECT_EQ(c10::toString(t.scalar_type()), expected["dtype"].get<std::string>()) << where;
+    EXPECT_EQ(t.sizes().vec(), expected["shape"].get<std::vector<int64_t>>()) << where;
+    const auto flat = t.to(torch::kDouble).contiguous().view(-1);
+    const auto values = expected["values"].get<std::vector<double>>();
+    ASSERT_EQ(flat.numel(), static_cast<int64_t>(values.size())) << where;
+    for (size_t i = 0; i < values.size(); ++i)
+      EXPECT_EQ(flat[static_cast<int64_t>(i)].item<double>(), values[i]) << where;
+  } else if (expected.contains("list")) {
+    ASSERT_TRUE(value.isList() || value.isTuple()) << where;
+    const auto items = value.isList() ? value.toListRef().vec() : value.toTupleRef().elements().vec();
+    ASSERT_EQ(items.size(), expected["list"].size()) << where;
+    for (size_t i = 0; i < items.size(); ++i)
+      expect_described(items[i], expected["list"][i], where + "[" + std::to_string(i) + "]");
+  } else if (expected.contains("dict")) {
+    ASSERT_TRUE(value.isGenericDict()) << where;
+    const auto dict = value.toGenericDict();
+    ASSERT_EQ(dict.size(), expected["dict"].size()) << where;
+    for (const auto& [key, item] : expected["dict"].items()) {
+      ASSERT_TRUE(dict.contains(key)) << where << "." << key;
+      expect_described(dict.at(key), item, where + "." + key);
+    }
+  } else {
+    const auto& scalar = expected["scalar"];
+    if (scalar.is_null())
+      EXPECT_TRUE(value.isNone()) << where;
+    else if (scalar.is_boolean())
+      EXPECT_EQ(value.toBool(), scalar.get<bool>()) << where;
+    else if (scalar.is_number_integer())
+      EXPECT_EQ(value.toInt(), scalar.get<int64_t>()) << where;
+    else if (scalar.is_number_float())
+      EXPECT_EQ(value.toDouble(), scalar.get<double>()) << where;
+    else
+      EXPECT_EQ(value.toStringRef(), scalar.get<std::string>()) << where;
+  }
+}
+
+TEST(FileIo, PythonValuesOfEveryKindReadBackAsPythonSavedThem) {
+  const auto python = testing_mp::python_with_torch();
+  if (python.empty()) GTEST_SKIP() << "python3-torch is missing (scripts/install-deps.sh installs it)";
+  const auto dir = testing_mp::fresh_dir();
+  const auto made = testing_mp::run_program(
+      {python, (fs::path(MP_SOURCE_DIR) / "data" / "python" / "write_values.py").string(), dir.string()});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const auto expected = nlohmann::json::parse(read_text(dir / "values.json"));
+  ASSERT_GT(expected.size(), 20u);
+  expect_described(common::read_value(dir / "values.pt"), nlohmann::json{{"dict", expected}}, "values");
 }
 
 TEST(FileIo, AtomicWriteLeavesTheOldFileWhenTheWriteFails) {

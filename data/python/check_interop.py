@@ -2,15 +2,23 @@
 
 usage: check_interop.py OUT_DIR
 Exit status 0 when Python's MLP with the C++ state dict reproduces the C++ output Y (within 1e-6) and
-x-file.pt, x-files.pt and mydict.pt hold the lesson's tensors; 1 otherwise, saying what differs.
+x-file.pt, x-files.pt and mydict.pt hold the lesson's tensors, all opened with weights_only=True, and
+Python's torch.save writes the same data.pkl for the values it read; 1 otherwise, saying what differs.
 """
+import io
 import os
 import sys
+import zipfile
 from collections import OrderedDict
 
 import torch
 
 from mlp import MLP  # the notes' MLP: hidden = Linear(20, 256), ReLU, output = Linear(256, 10)
+
+
+def data_pkl(file):
+    with zipfile.ZipFile(file) as z:
+        return z.read(next(n for n in z.namelist() if n.endswith("/data.pkl")))
 
 
 def main():
@@ -38,10 +46,21 @@ def main():
     mydict = load("mydict.pt")
     if sorted(mydict) != ["x", "y"] or not torch.equal(mydict["x"], x) or not torch.equal(mydict["y"], y):
         problems.append(f"mydict.pt holds {mydict}")
+    # Byte for byte: what Python's own torch.save writes for the values it just read is the pickle the
+    # C++ writer wrote (records may lie elsewhere in the zip; the pickle is the format).
+    for name in ("mlp.params", "X.pt", "Y.pt", "x-file.pt", "x-files.pt", "mydict.pt"):
+        ours = data_pkl(os.path.join(d, name))
+        buffer = io.BytesIO()
+        torch.save(load(name), buffer)
+        theirs = data_pkl(buffer)
+        if ours != theirs:
+            problems.append(f"{name}: its data.pkl differs from what Python's torch.save writes for the same values:\n"
+                            f"  C++:    {ours!r}\n  Python: {theirs!r}")
     for p in problems:
         print(p)
     if not problems:
-        print("Python read mlp.params, X.pt, Y.pt, x-file.pt, x-files.pt and mydict.pt and reproduced the C++ values")
+        print("Python read mlp.params, X.pt, Y.pt, x-file.pt, x-files.pt and mydict.pt with weights_only=True, "
+              "reproduced the C++ values, and its torch.save writes the same pickles")
     return 1 if problems else 0
 
 
