@@ -93,6 +93,15 @@ int remove_stale_temporaries(const fs::path& dir) {
   return removed;
 }
 
+void remove_empty_folders(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(fs::symlink_status(dir, ec))) return;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->is_directory(ec) && !it->is_symlink(ec)) remove_empty_folders(it->path());
+  }
+  if (fs::is_empty(dir, ec) && !ec) fs::remove(dir, ec);
+}
+
 void ensure_writable_dir(const fs::path& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);

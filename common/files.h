@@ -25,6 +25,9 @@ void write_all(int fd, const void* data, size_t size);
 // in dir, removed; returns how many. A later run in the same folder calls it.
 int remove_stale_temporaries(const std::filesystem::path& dir);
 
+// Removes dir and every folder under it that holds no file, leaving anything that holds one.
+void remove_empty_folders(const std::filesystem::path& dir);
+
 // Creates the folder if needed and checks that a file can be created in it; throws naming it otherwise.
 void ensure_writable_dir(const std::filesystem::path& dir);
 

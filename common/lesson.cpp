@@ -1,5 +1,11 @@
 #include "common/lesson.h"
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstdint>
+#include <cstdio>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -76,7 +82,18 @@ LessonApp::LessonApp(std::string name, const std::string& description)
   cli_->add_option("--seed", options_.seed,
                    "seed of the random generator; the same seed prints the same numbers")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            // Checked on the text, before CLI11 converts it (and clamps what does not fit in 64 bits).
+            int64_t value = 0;
+            const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+            const std::string shown = text.size() > 24 ? text.substr(0, 21) + "..." : text;
+            if (error == std::errc::result_out_of_range || (error == std::errc() && value < 0))
+              return fmt::format("{} is out of range (0 to {})", shown, INT64_MAX);
+            if (error != std::errc() || end != text.data() + text.size()) return fmt::format("{} is not a whole number", shown);
+            return "";
+          },
+          "SEED"));
   cli_->add_option("--out-dir", options_.out_dir,
                    "folder for the files the lesson writes (values.json and others)")
       ->capture_default_str();
@@ -94,15 +111,46 @@ std::string one_line_message(const std::exception& e) {
   return message;
 }
 
+namespace {
+// The error path must not fail in turn: with stderr closed or full (2>&-, 2>/dev/full) a stream would
+// throw or abort. write(2) reports the failure, and there is nobody left to tell, so it is ignored.
+void write_stderr_line(const char* prefix, const std::string& message) noexcept {
+  std::fflush(stdout);
+  const auto write_all = [](const char* p, size_t n) {
+    while (n > 0) {
+      const ssize_t w = ::write(STDERR_FILENO, p, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return;
+      p += w;
+      n -= static_cast<size_t>(w);
+    }
+  };
+  try {
+    const std::string line = prefix + message + "\n";
+    write_all(line.data(), line.size());
+  } catch (...) {
+    static constexpr char kFallback[] = "error: out of memory while reporting an error\n";
+    write_all(kFallback, sizeof kFallback - 1);
+  }
+}
+}  // namespace
+
+void print_error(const std::string& message) noexcept { write_stderr_line("error: ", message); }
+void print_warning(const std::string& message) noexcept { write_stderr_line("warning: ", message); }
+
 int guarded_main(const std::function<int()>& body) {
   try {
     return body();
   } catch (const std::exception& e) {
-    std::cout.flush();
-    fmt::print(stderr, "error: {}\n", one_line_message(e));
+    std::string message;
+    try {
+      message = one_line_message(e);
+    } catch (...) {
+      message = "unknown failure";
+    }
+    print_error(message);
   } catch (...) {
-    std::cout.flush();
-    fmt::print(stderr, "error: unknown failure\n");
+    print_error("unknown failure");
   }
   return kExitBadInput;
 }
@@ -114,10 +162,13 @@ int LessonApp::run(int argc, char** argv, const std::function<void(Lesson&)>& bo
     fmt::print("{}", cli_->help());
     return 0;
   } catch (const CLI::ParseError& e) {
-    fmt::print(stderr, "error: {} (see {} --help)\n", e.what(), name_);
+    print_error(fmt::format("{} (see {} --help)", e.what(), name_));
     return kExitBadInput;
   }
-  return guarded_main([&] {
+  // A run that fails before it writes anything leaves no new folder behind.
+  std::error_code ec;
+  const bool out_dir_is_new = !std::filesystem::exists(std::filesystem::symlink_status(options_.out_dir, ec));
+  const int status = guarded_main([&] {
     const torch::Device device = parse_device(options_.device);
     ensure_writable_dir(options_.out_dir);
     torch::manual_seed(static_cast<uint64_t>(options_.seed));
@@ -128,6 +179,8 @@ int LessonApp::run(int argc, char** argv, const std::function<void(Lesson&)>& bo
     lesson.write_values();
     return 0;
   });
+  if (status != 0 && out_dir_is_new) remove_empty_folders(options_.out_dir);
+  return status;
 }
 
 }  // namespace common

@@ -107,6 +107,12 @@ class LessonApp {
 // errors lose their C++ backtrace on the way. Every executable's main goes through it.
 int guarded_main(const std::function<int()>& body);
 
+// Writes "error: <message>" and a newline to stderr with write(2), ignoring any failure: it never throws,
+// whether stderr is closed, full or a broken pipe.
+void print_error(const std::string& message) noexcept;
+// The same for "warning: <message>".
+void print_warning(const std::string& message) noexcept;
+
 // The message of an exception as one line: LibTorch's without its backtrace, newlines folded.
 std::string one_line_message(const std::exception& e);
 

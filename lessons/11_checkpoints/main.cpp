@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
 
     checkpoints::Progress progress;
     if (resume) {
-      const auto warn = [](const std::string& what) { fmt::print(stderr, "warning: {}\n", what); };
+      const auto warn = [](const std::string& what) { common::print_warning(what); };
       const auto found = checkpoints::list_checkpoints(options.checkpoint_dir, warn);
       bool loaded = false;
       for (const auto& path : found) {
@@ -81,8 +81,8 @@ int main(int argc, char** argv) {
           throw;
         } catch (const std::exception& e) {
           // A checkpoint cut short by the very crash we resume from: fall back to the one before.
-          fmt::print(stderr, "warning: skipping {}: {}\n", path.filename().string(),
-                     common::one_line_message(e));
+          common::print_warning(
+              fmt::format("skipping {}: {}", path.filename().string(), common::one_line_message(e)));
         }
       }
       if (!loaded) {
