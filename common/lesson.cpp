@@ -90,7 +90,8 @@ LessonApp::LessonApp(std::string name, const std::string& description)
             const std::string shown = text.size() > 24 ? text.substr(0, 21) + "..." : text;
             if (error == std::errc::result_out_of_range || (error == std::errc() && value < 0))
               return fmt::format("{} is out of range (0 to {})", shown, INT64_MAX);
-            if (error != std::errc() || end != text.data() + text.size()) return fmt::format("{} is not a whole number", shown);
+            if (error != std::errc() || end != text.data() + text.size())
+              return fmt::format("{} is not a whole number", shown);
             return "";
           },
           "SEED"));

@@ -62,7 +62,7 @@ TEST(Checkpoints, ContentsRoundTrip) {
   auto model = checkpoints::make_mlp();
   auto optimizer = checkpoints::make_optimizer(model, 0.05);
   checkpoints::TrainOptions options;
-  options.epochs = 1;
+  options.settings.epochs = 1;
   options.settings.examples = 64;   // 2 steps an epoch
   options.checkpoint_every = 1000;  // none written during training
   options.checkpoint_dir = testing_mp::fresh_dir();
@@ -105,7 +105,7 @@ TEST(Checkpoints, TrainingLossFalls) {
   auto model = checkpoints::make_mlp();
   auto optimizer = checkpoints::make_optimizer(model, 0.05);
   checkpoints::TrainOptions options;
-  options.epochs = 5;
+  options.settings.epochs = 5;
   options.settings.examples = 1024;
   options.checkpoint_every = 1000000;
   options.checkpoint_dir = testing_mp::fresh_dir();
@@ -186,7 +186,7 @@ TEST_P(CheckpointsOnDevice, TrainsAndSavesACheckpointThatLoadsBack) {
   model->to(device());
   auto optimizer = checkpoints::make_optimizer(model, 0.05);
   checkpoints::TrainOptions options;
-  options.epochs = 2;
+  options.settings.epochs = 2;
   options.settings.examples = 256;
   options.checkpoint_every = 8;
   options.checkpoint_dir = testing_mp::fresh_dir();

@@ -1,5 +1,7 @@
 // Every lesson binary, given a bad flag, a bad value, an unwritable folder or a GPU that is not there,
 // answers with one "error: ..." line and exit status 2, and leaves what was on disk as it was.
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -24,7 +26,9 @@ std::vector<std::string> lesson_binaries() {
 struct Case {
   std::string binary;
   std::string what;
-  std::vector<std::string> args;  // "{out}" stands for the prepared output folder, "{file}" for a plain file
+  // "{out}" stands for the prepared output folder, "{file}" for a plain file, "{fifo}" for a FIFO (kept
+  // outside the folder whose contents are compared: reading it would block).
+  std::vector<std::string> args;
 };
 
 std::vector<Case> cases() {
@@ -36,15 +40,22 @@ std::vector<Case> cases() {
     all.push_back({binary, "unknown_flag", {"--out-dir", "{out}", "--no-such-flag"}});
     all.push_back({binary, "negative_seed", {"--out-dir", "{out}", "--seed", "-1"}});
     all.push_back({binary, "non_numeric_seed", {"--out-dir", "{out}", "--seed", "abc"}});
+    all.push_back({binary, "seed_beyond_int64", {"--out-dir", "{out}", "--seed", "99999999999999999999"}});
     all.push_back({binary, "unwritable_out_dir", {"--out-dir", "{file}/sub"}});
     all.push_back({binary, "missing_gpu", {"--out-dir", "{out}", "--device", missing_gpu}});
     if (name == "11_checkpoints") {
       all.push_back({binary, "negative_epochs", {"--out-dir", "{out}", "--epochs", "-1"}});
       all.push_back({binary, "non_numeric_epochs", {"--out-dir", "{out}", "--epochs", "abc"}});
       all.push_back({binary, "resume_without_checkpoint", {"--out-dir", "{out}", "--resume"}});
+      // A failed run leaves no new folder behind: "fresh" must not appear in the snapshot.
+      all.push_back({binary, "resume_into_a_new_folder", {"--out-dir", "{out}/fresh", "--resume"}});
     }
-    if (name == "09_file_io")
+    if (name == "09_file_io") {
       all.push_back({binary, "load_missing_file", {"--out-dir", "{out}", "--load", "{out}/nope"}});
+      all.push_back({binary, "load_fifo", {"--out-dir", "{out}/fresh", "--load", "{fifo}"}});
+      all.push_back({binary, "load_device", {"--out-dir", "{out}/fresh", "--load", "/dev/zero"}});
+      all.push_back({binary, "load_plain_text", {"--out-dir", "{out}/fresh", "--load", "{file}"}});
+    }
   }
   return all;
 }
@@ -63,31 +74,59 @@ std::map<std::string, std::string> snapshot(const fs::path& dir) {
 
 }  // namespace
 
-class CliErrors : public ::testing::TestWithParam<Case> {};
+class CliErrors : public ::testing::TestWithParam<Case> {
+ protected:
+  // Prepares the folder, the plain file and the FIFO, and returns the case's command line.
+  std::vector<std::string> prepare() {
+    const auto fifo_dir = testing_mp::fresh_dir("fifo");
+    const auto fifo = fifo_dir / "pipe";
+    mkfifo(fifo.c_str(), 0644);
+    fs::create_directories(out_);
+    std::ofstream(out_ / "keep.txt") << "the learner's file";
+    std::ofstream(file_) << "not a folder";
+    std::vector<std::string> argv{GetParam().binary};
+    for (auto arg : GetParam().args) {
+      for (const auto& [token, value] : {std::pair<std::string, std::string>{"{out}", out_.string()},
+                                         {"{file}", file_.string()},
+                                         {"{fifo}", fifo.string()}}) {
+        if (const auto at = arg.find(token); at != std::string::npos) arg.replace(at, token.size(), value);
+      }
+      argv.push_back(arg);
+    }
+    return argv;
+  }
+
+  fs::path dir_ = testing_mp::fresh_dir();
+  fs::path out_ = dir_ / "out";
+  fs::path file_ = dir_ / "plain-file";
+};
 
 TEST_P(CliErrors, OneErrorLineExitTwoDiskUntouched) {
-  const auto dir = testing_mp::fresh_dir();
-  const auto out = dir / "out";
-  const auto file = dir / "plain-file";
-  fs::create_directories(out);
-  std::ofstream(out / "keep.txt") << "the learner's file";
-  std::ofstream(file) << "not a folder";
-  const auto before = snapshot(dir);
-
-  std::vector<std::string> argv{GetParam().binary};
-  for (auto arg : GetParam().args) {
-    for (const auto& [token, value] :
-         {std::pair<std::string, std::string>{"{out}", out.string()}, {"{file}", file.string()}}) {
-      if (const auto at = arg.find(token); at != std::string::npos) arg.replace(at, token.size(), value);
-    }
-    argv.push_back(arg);
-  }
-  const auto result = testing_mp::run_program(argv);
+  const auto argv = prepare();
+  const auto before = snapshot(dir_);
+  testing_mp::RunOptions options;
+  options.timeout_seconds = 30;  // a FIFO must be refused, not waited on
+  const auto result = testing_mp::run_program(argv, options);
+  EXPECT_FALSE(result.timed_out);
   EXPECT_EQ(result.exit_code, common::kExitBadInput) << result.err;
   EXPECT_EQ(result.signal, 0);
   EXPECT_EQ(result.err.rfind("error: ", 0), 0u) << result.err;
   EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
-  EXPECT_EQ(snapshot(dir), before) << "the failed run changed the disk";
+  EXPECT_LT(result.err.size(), 300u) << "an error line a person can read: " << result.err;
+  EXPECT_EQ(snapshot(dir_), before) << "the failed run changed the disk";
+}
+
+TEST_P(CliErrors, ExitTwoEvenWithStderrClosedOrFull) {
+  // Nowhere to write the error must not turn exit 2 into an abort (SIGABRT, exit 134).
+  const auto argv = prepare();
+  for (const char* stderr_to : {"closed", "/dev/full"}) {
+    testing_mp::RunOptions options;
+    options.timeout_seconds = 30;
+    options.stderr_to = stderr_to;
+    const auto result = testing_mp::run_program(argv, options);
+    EXPECT_EQ(result.signal, 0) << "stderr " << stderr_to;
+    EXPECT_EQ(result.exit_code, common::kExitBadInput) << "stderr " << stderr_to;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryLesson, CliErrors, ::testing::ValuesIn(cases()),

@@ -61,6 +61,9 @@ struct Progress {
 // The settings that shape training. A checkpoint records them; resuming under others would continue a
 // different run (another batch size replays other batches: the loss goes to NaN), so it is refused.
 struct Settings {
+  // Epochs the run was asked for: a checkpoint past them lies. Not compared on resume: more epochs
+  // continue a run.
+  int64_t epochs = 3;
   int64_t batch_size = 32;
   int64_t examples = 2048;
   int64_t seed = 0;
@@ -83,6 +86,7 @@ inline void save_checkpoint(const fs::path& path, const torch::nn::Module& model
     if (buffer.defined()) momentum.insert(name, buffer);
   }
   c10::impl::GenericDict run(c10::StringType::get(), c10::AnyType::get());
+  run.insert("epochs", settings.epochs);
   run.insert("batch_size", settings.batch_size);
   run.insert("examples", settings.examples);
   run.insert("seed", settings.seed);
@@ -150,6 +154,7 @@ inline Loaded load_checkpoint(const fs::path& path, torch::nn::Module& model, to
   if (!run.isGenericDict())
     throw std::runtime_error(fmt::format("{}: 'settings' is not a dict", path.string()));
   const auto settings = run.toGenericDict();
+  loaded.settings.epochs = detail::int_field(settings, "epochs", path);
   loaded.settings.batch_size = detail::int_field(settings, "batch_size", path);
   loaded.settings.examples = detail::int_field(settings, "examples", path);
   loaded.settings.seed = detail::int_field(settings, "seed", path);
@@ -169,6 +174,10 @@ inline Loaded load_checkpoint(const fs::path& path, torch::nn::Module& model, to
       progress.step < progress.epoch * per_epoch || progress.step >= (progress.epoch + 1) * per_epoch) {
     throw std::runtime_error(fmt::format("{}: epoch {} and step {} do not agree ({} steps an epoch)",
                                          path.string(), progress.epoch, progress.step, per_epoch));
+  }
+  if (progress.epoch > loaded.settings.epochs) {
+    throw std::runtime_error(fmt::format("{}: epoch {} is past the end of its run of {} epochs",
+                                         path.string(), progress.epoch, loaded.settings.epochs));
   }
   if (path.filename().string() != checkpoint_name(progress.step))
     throw std::runtime_error(
@@ -269,8 +278,7 @@ struct EpochReport {
 };
 
 struct TrainOptions {
-  int64_t epochs = 3;
-  Settings settings;  // batch size and what the checkpoints record
+  Settings settings;  // epochs, batch size and what the checkpoints record
   int64_t checkpoint_every = 10;
   int64_t keep = 3;
   fs::path checkpoint_dir;
@@ -291,7 +299,7 @@ inline void train(torch::nn::Sequential& model, torch::optim::SGD& optimizer, co
   const int64_t steps_per_epoch = (n + options.settings.batch_size - 1) / options.settings.batch_size;
   const auto device = model->parameters().at(0).device();
   bool resumed_epoch = progress.epoch_rng_state.defined();
-  for (int64_t epoch = progress.epoch; epoch < options.epochs; ++epoch) {
+  for (int64_t epoch = progress.epoch; epoch < options.settings.epochs; ++epoch) {
     // The shuffle is drawn from the generator at the epoch's start; a resumed run restores that state, so
     // it draws the very same order and skips the batches already done.
     if (resumed_epoch) {

@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
   auto& settings = options.settings;
   bool resume = false;
   auto& cli = app.cli();
-  cli.add_option("--epochs", options.epochs, "epochs to train")
+  cli.add_option("--epochs", settings.epochs, "epochs to train")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
   cli.add_option("--checkpoint-every", options.checkpoint_every, "save a checkpoint every N steps")
@@ -91,9 +91,9 @@ int main(int argc, char** argv) {
       }
     }
 
-    if (progress.epoch >= options.epochs) {
+    if (progress.epoch >= options.settings.epochs) {
       lesson.say("the run is already complete: {} of {} epochs done; pass a larger --epochs to train on",
-                 progress.epoch, options.epochs);
+                 progress.epoch, options.settings.epochs);
       return;
     }
 
@@ -107,7 +107,7 @@ int main(int argc, char** argv) {
           started = std::chrono::steady_clock::now();
           if (live) fmt::print("\r\033[K");
           lesson.say("Epoch [{}/{}], Loss: {:.4f}, Accuracy: {:.3f}, {:.0f} examples/s", r.epoch + 1,
-                     options.epochs, r.loss, r.accuracy,
+                     options.settings.epochs, r.loss, r.accuracy,
                      static_cast<double>(r.examples) / std::max(seconds, 1e-9));
         },
         [&](int64_t step, int64_t steps) {

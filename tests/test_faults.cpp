@@ -1,0 +1,279 @@
+// Faults lose nothing: a really full disk, a file truncated while it loads, a huge sparse file,
+// checkpoints that lie, a resume under other settings, symlink loops, and SIGKILL from outside at random
+// moments while checkpoints are written. Everything on real files and real processes.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "common/compat.h"
+#include "common/lesson.h"
+#include "common/serialize.h"
+#include "lessons/11_checkpoints/checkpoints.h"
+#include "tests/testing.h"
+
+namespace fs = std::filesystem;
+using testing_mp::tensors_equal;
+
+namespace {
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// 512 examples in batches of 32: 16 steps an epoch.
+std::vector<std::string> train_args(const fs::path& out_dir, const std::string& epochs = "3") {
+  return {MP_CHECKPOINTS_BINARY,
+          "--device",
+          "cpu",
+          "--out-dir",
+          out_dir.string(),
+          "--epochs",
+          epochs,
+          "--examples",
+          "512",
+          "--batch-size",
+          "32",
+          "--checkpoint-every",
+          "5"};
+}
+
+std::vector<std::string> with(std::vector<std::string> args, const std::vector<std::string>& extra) {
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+// args with an option's value changed, or the option added when it is not there.
+std::vector<std::string> changed(std::vector<std::string> args, const std::string& option,
+                                 const std::string& value) {
+  const auto at = std::find(args.begin(), args.end(), option);
+  if (at == args.end()) return with(args, {option, value});
+  *(at + 1) = value;
+  return args;
+}
+
+const std::string& uninterrupted_final_params() {
+  static const std::string bytes = [] {
+    const auto dir =
+        fs::path(MP_BINARY_DIR) / "test-output" / ("faults-uninterrupted-" + std::to_string(getpid()));
+    fs::remove_all(dir);
+    const auto result = testing_mp::run_program(train_args(dir));
+    if (result.exit_code != 0) throw std::runtime_error("uninterrupted run failed: " + result.err);
+    return read_text(dir / "final.params");
+  }();
+  return bytes;
+}
+
+int count_temporaries(const fs::path& dir) {
+  int n = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(dir))
+    if (entry.path().filename().string().find(".tmp-") != std::string::npos) ++n;
+  return n;
+}
+
+// Runs a lesson into a real, full tmpfs (tests/faults/full_disk.sh in a private mount namespace).
+testing_mp::RunResult on_a_full_disk(const std::string& binary, const std::string& first,
+                                     const std::string& second) {
+  const auto mount_point = testing_mp::fresh_dir("mnt");
+  return testing_mp::run_program({"unshare", "-m", "sh",
+                                  (fs::path(MP_SOURCE_DIR) / "tests" / "faults" / "full_disk.sh").string(),
+                                  mount_point.string(), binary, first, second});
+}
+
+void skip_unless_root() {
+  if (geteuid() != 0) GTEST_SKIP() << "not root: a private tmpfs needs root (CI runs the suite as root)";
+}
+
+void expect_refused_on_full_disk(const testing_mp::RunResult& r) {
+  if (r.exit_code == 77) GTEST_SKIP() << "cannot mount a tmpfs here: " << r.out << r.err;
+  EXPECT_NE(r.out.find("exit=2\n"), std::string::npos) << r.out << r.err;
+  EXPECT_NE(r.out.find("files: same\n"), std::string::npos) << "files from the good run changed:\n" << r.out;
+  EXPECT_NE(r.out.find("tmp=0\n"), std::string::npos) << "temporary files left:\n" << r.out;
+  const auto err = r.out.substr(r.out.find("stderr:\n") + 8);
+  EXPECT_EQ(err.rfind("error: cannot write ", 0), 0u) << err;
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  EXPECT_NE(err.find("No space left on device"), std::string::npos) << err;
+}
+
+}  // namespace
+
+TEST(Faults, FileIoOnAFullDiskExitsTwoAndKeepsTheGoodFiles) {
+  skip_unless_root();
+  expect_refused_on_full_disk(on_a_full_disk(MP_FILE_IO_BINARY, "", ""));
+}
+
+TEST(Faults, CheckpointsOnAFullDiskExitTwoAndKeepTheGoodCheckpoints) {
+  skip_unless_root();
+  expect_refused_on_full_disk(
+      on_a_full_disk(MP_CHECKPOINTS_BINARY, "--device cpu --epochs 1 --examples 512 --checkpoint-every 5",
+                     "--device cpu --epochs 2 --examples 512 --checkpoint-every 5 --resume"));
+}
+
+TEST(Faults, AFileTruncatedWhileItLoadsIsAnErrorNotASignal) {
+  // 25 million parameters (100 MB): loading takes tens of milliseconds, and a second process truncates
+  // the file at several moments during it. A mapped file would end this process with SIGBUS; read with
+  // pread, the load either finishes first or fails with an error that names the file.
+  struct Big : torch::nn::Module {
+    Big() { register_parameter("w", torch::rand({5000, 5000})); }
+  };
+  Big saved;
+  int errors = 0;
+  for (const int delay_us : {0, 2000, 5000, 10000, 20000, 40000}) {
+    const auto path = testing_mp::fresh_dir() / "big.params";
+    common::save_state_dict(saved, path);
+    Big target;
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      usleep(static_cast<useconds_t>(delay_us));
+      _exit(truncate(path.c_str(), 4096) == 0 ? 0 : 1);
+    }
+    const auto start = std::chrono::steady_clock::now();
+    try {
+      common::load_state_dict(target, path);
+    } catch (const std::runtime_error& e) {
+      ++errors;
+      EXPECT_NE(std::string(e.what()).find(path.string()), std::string::npos) << e.what();
+    }
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 10);
+    int status = 0;
+    waitpid(child, &status, 0);
+  }
+  EXPECT_GT(errors, 0) << "no truncation landed before the load ended; the check proved nothing";
+}
+
+TEST(Faults, AHugeSparseFileIsRefusedWithinSeconds) {
+  const auto path = testing_mp::fresh_dir() / "huge.pt";
+  { std::ofstream(path) << "PK\x03\x04"; }
+  fs::resize_file(path, 20ULL << 30);  // 20 GB, sparse: no disk used
+  testing_mp::RunOptions options;
+  options.timeout_seconds = 20;
+  const auto r = testing_mp::run_program(
+      {MP_FILE_IO_BINARY, "--out-dir", (testing_mp::fresh_dir() / "out").string(), "--load", path.string()},
+      options);
+  fs::remove(path);
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.exit_code, common::kExitBadInput) << r.err;
+  EXPECT_NE(r.err.find(path.string()), std::string::npos) << r.err;
+  EXPECT_LT(r.seconds, 10) << "only the file's end is read before it is refused";
+}
+
+namespace {
+
+// A copy of a real checkpoint with one field changed, under a newer name so that --resume tries it first.
+void plant(const fs::path& from, int64_t name_step,
+           const std::vector<std::pair<std::string, c10::IValue>>& changes) {
+  auto checkpoint = common::read_value(from).toGenericDict();
+  for (const auto& [key, value] : changes) checkpoint.insert_or_assign(key, value);
+  common::save_for_python(checkpoint, from.parent_path() / checkpoints::checkpoint_name(name_step));
+}
+
+}  // namespace
+
+TEST(Faults, ResumeSkipsCheckpointsThatLieAndEndsBitIdentical) {
+  const auto dir = testing_mp::fresh_dir();
+  const auto killed = testing_mp::run_program(with(train_args(dir), {"--kill-at-step", "33"}));
+  ASSERT_EQ(killed.signal, SIGKILL) << killed.err;
+  const auto ckpt = dir / "checkpoints";
+  const auto good = ckpt / checkpoints::checkpoint_name(30);
+  ASSERT_TRUE(fs::exists(good));
+  // 16 steps an epoch. Each planted file is sound as a file and lies in one way only.
+  plant(good, 40, {{"step", int64_t{-99999}}});
+  plant(
+      good, 41,
+      {{"epoch", int64_t{2}}, {"step", int64_t{41}}, {"epoch_rng_state", torch::zeros({10}, torch::kByte)}});
+  plant(good, 42, {{"epoch", int64_t{99}}, {"step", int64_t{42}}});
+  plant(good, 99 * 16, {{"epoch", int64_t{99}}, {"step", int64_t{99 * 16}}});
+  // The newest of all: a folder named like a checkpoint, and a symlink loop.
+  fs::create_directory(ckpt / checkpoints::checkpoint_name(50));
+  fs::create_symlink(checkpoints::checkpoint_name(51), ckpt / checkpoints::checkpoint_name(51));
+
+  const auto resumed = testing_mp::run_program(with(train_args(dir), {"--resume"}));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  for (const char* expected : {"skipping checkpoint-00000040.pt", "skipping checkpoint-00000041.pt",
+                               "skipping checkpoint-00000042.pt", "skipping checkpoint-00001584.pt",
+                               "skipping checkpoint-00000050.pt", "skipping checkpoint-00000051.pt",
+                               "generator state", "do not agree", "past the end of its run of 3 epochs"}) {
+    EXPECT_NE(resumed.err.find(expected), std::string::npos) << expected << " not in:\n" << resumed.err;
+  }
+  EXPECT_NE(resumed.out.find("resumed from checkpoint-00000030.pt"), std::string::npos) << resumed.out;
+  EXPECT_EQ(read_text(dir / "final.params"), uninterrupted_final_params());
+}
+
+TEST(Faults, ResumeUnderOtherSettingsIsAnErrorNamingEachOne) {
+  const auto dir = testing_mp::fresh_dir();
+  ASSERT_EQ(testing_mp::run_program(with(train_args(dir), {"--kill-at-step", "12"})).signal, SIGKILL);
+  const auto before = read_text(dir / "checkpoints" / checkpoints::checkpoint_name(10));
+  for (const auto& [option, value, named] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"--batch-size", "8", "--batch-size was 32"},
+           {"--examples", "1024", "--examples was 512"},
+           {"--seed", "5", "--seed was 0"},
+           {"--lr", "0.1", "--lr was 0.05"}}) {
+    const auto r = testing_mp::run_program(with(changed(train_args(dir), option, value), {"--resume"}));
+    EXPECT_EQ(r.exit_code, common::kExitBadInput) << option << ": " << r.err;
+    EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
+    EXPECT_NE(r.err.find(named), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(read_text(dir / "checkpoints" / checkpoints::checkpoint_name(10)), before);
+}
+
+TEST(Faults, ResumeWithNoMoreEpochsSaysTheRunIsCompleteAndTrainsNothing) {
+  const auto dir = testing_mp::fresh_dir();
+  ASSERT_EQ(testing_mp::run_program(train_args(dir)).exit_code, 0);
+  const auto final_before = read_text(dir / "final.params");
+  // The last checkpoint (step 45) is in epoch 3 of 3; ask for 2.
+  const auto r = testing_mp::run_program(with(train_args(dir, "2"), {"--resume"}));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("already complete"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("Epoch ["), std::string::npos) << "it trained:\n" << r.out;
+  EXPECT_EQ(read_text(dir / "final.params"), final_before);
+}
+
+TEST(Faults, KilledFromOutsideAtRandomMomentsResumesBitIdenticalAndCleansUp) {
+  // A checkpoint at every step, so that most kills land inside a checkpoint write. The moments are drawn
+  // from a fixed seed; the process does not know they are coming.
+  const auto dir = testing_mp::fresh_dir();
+  auto args = train_args(dir);
+  args[args.size() - 1] = "1";  // --checkpoint-every 1
+  std::mt19937 rng(12345);
+  std::uniform_int_distribution<int> delay_ms(300, 1500);
+  int kills = 0, leftovers = 0;
+  for (int round = 0; round < 4; ++round) {
+    const bool have =
+        fs::exists(dir / "checkpoints") && !checkpoints::list_checkpoints(dir / "checkpoints").empty();
+    auto argv = have ? with(args, {"--resume"}) : args;
+    std::vector<char*> cargv;
+    for (auto& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      const int null = open("/dev/null", O_WRONLY);
+      dup2(null, STDOUT_FILENO);
+      dup2(null, STDERR_FILENO);
+      execv(cargv[0], cargv.data());
+      _exit(127);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
+    kills += kill(child, SIGKILL) == 0 ? 1 : 0;
+    int status = 0;
+    waitpid(child, &status, 0);
+    if (fs::exists(dir / "checkpoints")) leftovers += count_temporaries(dir / "checkpoints");
+  }
+  ASSERT_GT(kills, 0);
+  const auto finished = testing_mp::run_program(with(args, {"--resume"}));
+  ASSERT_EQ(finished.exit_code, 0) << finished.err;
+  EXPECT_EQ(read_text(dir / "final.params"), uninterrupted_final_params());
+  EXPECT_EQ(count_temporaries(dir), 0) << "temporary files survived a successful resume";
+  std::cout << kills << " kills, " << leftovers << " temporary files seen after them\n";
+}
