@@ -255,7 +255,7 @@ TEST(FileIo, PythonOneEntryDictLoads) {
 void expect_described(const c10::IValue& value, const nlohmann::json& expected, const std::string& where) {
   if (expected.contains("dtype")) {
     ASSERT_TRUE(value.isTensor()) << where;
-    const auto t = value.toTensor();
+    const auto& t = value.toTensor();
     EXPECT_EQ(c10::toString(t.scalar_type()), expected["dtype"].get<std::string>()) << where;
     EXPECT_EQ(t.sizes().vec(), expected["shape"].get<std::vector<int64_t>>()) << where;
     const auto flat = t.to(torch::kDouble).contiguous().view(-1);
@@ -268,14 +268,14 @@ void expect_described(const c10::IValue& value, const nlohmann::json& expected, 
     const auto items = value.isList() ? value.toListRef().vec() : value.toTupleRef().elements().vec();
     ASSERT_EQ(items.size(), expected["list"].size()) << where;
     for (size_t i = 0; i < items.size(); ++i)
-      expect_described(items[i], expected["list"][i], where + "[" + std::to_string(i) + "]");
+      expect_described(items[i], expected["list"][i], fmt::format("{}[{}]", where, i));
   } else if (expected.contains("dict")) {
     ASSERT_TRUE(value.isGenericDict()) << where;
     const auto dict = value.toGenericDict();
     ASSERT_EQ(dict.size(), expected["dict"].size()) << where;
     for (const auto& [key, item] : expected["dict"].items()) {
       ASSERT_TRUE(dict.contains(key)) << where << "." << key;
-      expect_described(dict.at(key), item, where + "." + key);
+      expect_described(dict.at(key), item, fmt::format("{}.{}", where, key));
     }
   } else {
     const auto& scalar = expected["scalar"];

@@ -24,7 +24,7 @@ const fs::path kHostile = fs::path(MP_BINARY_DIR) / "hostile";
 constexpr double kTimeLimit = 20;
 // Peak memory above a normal run of the same lesson: the largest file is refused before its pickle is
 // read, and the memo and stack limits keep the machine's own memory under about 60 MB.
-constexpr long kExtraMemoryKb = 100 * 1024;
+constexpr long kExtraMemoryKb = 100L * 1024;
 
 std::map<std::string, std::string> cases() {
   std::ifstream in(kHostile / "cases.json");
