@@ -193,7 +193,8 @@ TEST(Faults, ResumeSkipsCheckpointsThatLieAndEndsBitIdentical) {
       good, 41,
       {{"epoch", int64_t{2}}, {"step", int64_t{41}}, {"epoch_rng_state", torch::zeros({10}, torch::kByte)}});
   plant(good, 42, {{"epoch", int64_t{99}}, {"step", int64_t{42}}});
-  plant(good, 99 * 16, {{"epoch", int64_t{99}}, {"step", int64_t{99 * 16}}});
+  constexpr int64_t kFarStep = int64_t{99} * 16;
+  plant(good, kFarStep, {{"epoch", int64_t{99}}, {"step", kFarStep}});
   // The newest of all: a folder named like a checkpoint, and a symlink loop.
   fs::create_directory(ckpt / checkpoints::checkpoint_name(50));
   fs::create_symlink(checkpoints::checkpoint_name(51), ckpt / checkpoints::checkpoint_name(51));
@@ -253,6 +254,7 @@ TEST(Faults, KilledFromOutsideAtRandomMomentsResumesBitIdenticalAndCleansUp) {
         fs::exists(dir / "checkpoints") && !checkpoints::list_checkpoints(dir / "checkpoints").empty();
     auto argv = have ? with(args, {"--resume"}) : args;
     std::vector<char*> cargv;
+    cargv.reserve(argv.size() + 1);
     for (auto& a : argv) cargv.push_back(a.data());
     cargv.push_back(nullptr);
     const pid_t child = fork();
