@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include <fmt/ranges.h>
 #include <CLI/CLI.hpp>
 
 #include "common/device.h"

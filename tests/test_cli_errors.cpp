@@ -74,6 +74,10 @@ std::map<std::string, std::string> snapshot(const fs::path& dir) {
 
 }  // namespace
 
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << fs::path(c.binary).filename().string() << " " << c.what;
+}
+
 class CliErrors : public ::testing::TestWithParam<Case> {
  protected:
   // Prepares the folder, the plain file and the FIFO, and returns the case's command line.

@@ -25,9 +25,8 @@ class MLPImpl : public torch::nn::Module {
     out = register_module("out", torch::nn::Linear(256, 10));
   }
 
-  // relu_ works in place on the hidden layer's fresh output: one allocation fewer per call than
-  // torch::relu, and autograd allows it because the Linear's backward needs its input, not its output.
-  torch::Tensor forward(const torch::Tensor& X) { return out(hidden(X).relu_()); }
+  // The notes' forward: the output layer applied to ReLU of the hidden layer.
+  torch::Tensor forward(const torch::Tensor& X) { return out(torch::relu(hidden(X))); }
 
   torch::nn::Linear hidden{nullptr};
   torch::nn::Linear out{nullptr};

@@ -21,22 +21,9 @@ class FixedHiddenMLPImpl : public torch::nn::Module {
     X = torch::relu(torch::mm(X, rand_weight) + 1);
     // The same layer again: its parameters are shared between the two uses.
     X = linear(X);
-    // Control flow in forward: halve until the absolute sum is at most 1 (zero or many times). Halving
-    // is exact in floating point, so the sum after k halvings is the first sum / 2^k: one look at the
-    // tensor (one .item(), which is what costs) decides the loop, and one multiplication does it. The
-    // result is bit for bit the notes' `while X.abs().sum() > 1: X /= 2`, about twice as fast.
-    // The test itself needs no gradient: computed outside autograd, it adds no nodes to the graph.
-    double abs_sum = 0;
-    {
-      torch::NoGradGuard no_grad;
-      abs_sum = X.abs().sum().item<double>();
-    }
-    double scale = 1;
-    while (abs_sum > 1) {
-      abs_sum /= 2;
-      scale /= 2;
-    }
-    if (scale != 1) X = X * scale;
+    // Control flow in forward, as the notes write it: halve until the absolute sum is at most 1 (zero
+    // or many times). The condition is a tensor; .item() brings it to C++ for the while.
+    while (X.abs().sum().item<float>() > 1) X /= 2;
     return X.sum();
   }
 

@@ -1,5 +1,6 @@
 // Lesson 10: GPUs, which the notes introduce as "el aprovechamiento de las GPU para lograr resultados
 // con aceleraciones espectaculares" ("Modelos Personalizados en PyTorch", introduction).
+#include <fmt/ranges.h>
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
 
