@@ -124,7 +124,10 @@ def main():
 
 
 def write_torchscript(torch, out, cases):
-    from typing import Tuple
+    import warnings
+    # Newer PyTorch deprecates TorchScript; an attacker's file is made with it all the same, and LibTorch's
+    # torch::load still runs it.
+    warnings.filterwarnings("ignore", category=FutureWarning)
 
     def module_whose_setstate(body):
         source = f'''
