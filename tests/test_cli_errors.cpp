@@ -72,11 +72,12 @@ std::map<std::string, std::string> snapshot(const fs::path& dir) {
   return files;
 }
 
-}  // namespace
-
+// Found by GoogleTest through the argument's namespace: names the case instead of dumping its bytes.
 void PrintTo(const Case& c, std::ostream* os) {
   *os << fs::path(c.binary).filename().string() << " " << c.what;
 }
+
+}  // namespace
 
 class CliErrors : public ::testing::TestWithParam<Case> {
  protected:
