@@ -1046,25 +1046,17 @@ class Pickler {
   }
 
  private:
-  void put() {
-    const uint32_t id = next_++;
+  // A memo opcode: its one-byte form below 256, its four-byte form above.
+  void memo_op(char short_form, char long_form, uint32_t id) {
+    out_.push_back(id < 256 ? short_form : long_form);
     if (id < 256) {
-      out_.push_back('q');
       out_.push_back(static_cast<char>(id));
     } else {
-      out_.push_back('r');
       append32(id);
     }
   }
-  void get(uint32_t id) {
-    if (id < 256) {
-      out_.push_back('h');
-      out_.push_back(static_cast<char>(id));
-    } else {
-      out_.push_back('j');
-      append32(id);
-    }
-  }
+  void put() { memo_op('q', 'r', next_++); }        // BINPUT / LONG_BINPUT
+  void get(uint32_t id) { memo_op('h', 'j', id); }  // BINGET / LONG_BINGET
   void append32(uint32_t v) {
     for (int i = 0; i < 4; ++i) out_.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
   }
