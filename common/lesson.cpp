@@ -17,71 +17,12 @@
 
 namespace common {
 
-Lesson::Lesson(std::string name, torch::Device device, int64_t seed, std::filesystem::path out_dir)
-    : name_(std::move(name)), device_(device), seed_(seed), out_dir_(std::move(out_dir)) {}
-
-void Lesson::banner(const std::string& title_es, const std::string& subtitle_en) const {
-  fmt::print("{}\n", format_banner(title_es, subtitle_en));
-}
-
-void Lesson::record(const std::string& key, nlohmann::ordered_json value) {
-  if (values_.contains(key)) throw std::logic_error(fmt::format("values.json key '{}' recorded twice", key));
-  values_[key] = std::move(value);
-}
-
-void Lesson::show(const std::string& key, const std::string& label, const torch::Tensor& value) {
-  fmt::print("{}: {}\n", label, format_tensor(value));
-  record(key, tensor_record(value));
-}
-
-void Lesson::show(const std::string& key, const std::string& label, torch::IntArrayRef shape_value) {
-  fmt::print("{}: {}\n", label, format_shape(shape_value));
-  record(key, shape_value.vec());
-}
-
-void Lesson::show(const std::string& key, const std::string& label, const std::vector<std::string>& value) {
-  fmt::print("{}: {}\n", label, fmt::join(value, ", "));
-  record(key, value);
-}
-
-void Lesson::show(const std::string& key, const std::string& label, const std::string& value) {
-  fmt::print("{}: {}\n", label, value);
-  record(key, value);
-}
-
-void Lesson::show(const std::string& key, const std::string& label, const char* value) {
-  show(key, label, std::string(value));
-}
-
-void Lesson::show(const std::string& key, const std::string& label, double value) {
-  fmt::print("{}: {:.6g}\n", label, value);
-  record(key, value);
-}
-
-void Lesson::show(const std::string& key, const std::string& label, int64_t value) {
-  fmt::print("{}: {}\n", label, value);
-  record(key, value);
-}
-
-void Lesson::show(const std::string& key, const std::string& label, int value) {
-  show(key, label, static_cast<int64_t>(value));
-}
-
-void Lesson::show(const std::string& key, const std::string& label, bool value) {
-  fmt::print("{}: {}\n", label, value ? "yes" : "no");
-  record(key, value);
-}
-
-void Lesson::write_values() const { write_file_atomically(out_dir_ / "values.json", values_.dump(2) + "\n"); }
-
-LessonApp::LessonApp(std::string name, const std::string& description)
-    : name_(std::move(name)), cli_(std::make_unique<CLI::App>(description, name_)) {
-  options_.out_dir = std::filesystem::path("lesson-output") / name_;
-  cli_->add_option("--device", options_.device,
-                   "auto, cpu, cuda or cuda:N (auto: the first GPU, else the CPU)")
+Options::Options(std::string lesson_name, const std::string& description)
+    : name(std::move(lesson_name)), cli_(std::make_unique<CLI::App>(description, name)) {
+  out_dir = std::filesystem::path("lesson-output") / name;
+  cli_->add_option("--device", device_text_, "auto, cpu, cuda or cuda:N (auto: the first GPU, else the CPU)")
       ->capture_default_str();
-  cli_->add_option("--seed", options_.seed,
-                   "seed of the random generator; the same seed prints the same numbers")
+  cli_->add_option("--seed", seed, "seed of the random generator; the same seed prints the same numbers")
       ->capture_default_str()
       ->check(CLI::Validator(
           [](std::string& text) -> std::string {
@@ -96,12 +37,102 @@ LessonApp::LessonApp(std::string name, const std::string& description)
             return "";
           },
           "SEED"));
-  cli_->add_option("--out-dir", options_.out_dir,
-                   "folder for the files the lesson writes (values.json and others)")
+  cli_->add_option("--out-dir", out_dir, "folder for the files the lesson writes (values.json and others)")
       ->capture_default_str();
 }
 
-LessonApp::~LessonApp() = default;
+Options::~Options() = default;
+
+namespace {
+// Thrown by Options::parse after --help: main's catch turns it into status 0.
+struct HelpShown {};
+}  // namespace
+
+void Options::parse(int argc, char** argv) {
+  try {
+    cli_->parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    fmt::print("{}", cli_->help());
+    throw HelpShown{};
+  } catch (const CLI::ParseError& e) {
+    throw std::invalid_argument(fmt::format("{} (see {} --help)", e.what(), name));
+  }
+  device = parse_device(device_text_);
+}
+
+Lesson::Lesson(const Options& options) : out_dir_(options.out_dir) {
+  std::error_code ec;
+  out_dir_is_new_ = !std::filesystem::exists(std::filesystem::symlink_status(out_dir_, ec));
+  ensure_writable_dir(out_dir_);
+  fmt::print("{}: device {}, seed {}, output in {}\n", options.name, device_name(options.device),
+             options.seed, out_dir_.string());
+}
+
+Lesson::~Lesson() {
+  // A run that fails before it writes anything leaves no new folder behind.
+  if (!finished_ && out_dir_is_new_) {
+    try {
+      remove_empty_folders(out_dir_);
+    } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor on the error path reports nothing more
+    }
+  }
+}
+
+void Lesson::print_line(const std::string& text, int line) {
+  fmt::print("{}\n", text);
+  output_.push_back({{"line", line}, {"text", text}});
+}
+
+void Lesson::record(const std::string& label, nlohmann::ordered_json value, const std::string& shown,
+                    int line) {
+  if (values_.contains(label)) throw std::logic_error(fmt::format("'{}' recorded twice", label));
+  values_[label] = std::move(value);
+  fmt::print("{}: {}\n", label, shown);
+  output_.push_back({{"line", line}, {"text", label + ": " + shown}, {"label", label}});
+}
+
+void Lesson::show(const std::string& label, const torch::Tensor& value, int line) {
+  record(label, tensor_record(value), format_tensor(value), line);
+}
+
+void Lesson::show(const std::string& label, torch::IntArrayRef shape, int line) {
+  record(label, shape.vec(), format_shape(shape), line);
+}
+
+void Lesson::show(const std::string& label, const std::vector<std::string>& value, int line) {
+  record(label, value, fmt::format("{}", fmt::join(value, ", ")), line);
+}
+
+void Lesson::show(const std::string& label, const std::vector<double>& value, int line) {
+  record(label, value, fmt::format("{:.4g}", fmt::join(value, ", ")), line);
+}
+
+void Lesson::show(const std::string& label, const std::string& value, int line) {
+  record(label, value, value, line);
+}
+
+void Lesson::show(const std::string& label, const char* value, int line) {
+  show(label, std::string(value), line);
+}
+
+void Lesson::show(const std::string& label, double value, int line) {
+  record(label, value, fmt::format("{:.6g}", value), line);
+}
+
+void Lesson::show(const std::string& label, bool value, int line) {
+  record(label, value, value ? "True" : "False", line);
+}
+
+void Lesson::show_integer(const std::string& label, int64_t value, int line) {
+  record(label, value, std::to_string(value), line);
+}
+
+int Lesson::finish() {
+  write_file_atomically(out_dir_ / "values.json", values_.dump(2) + "\n");
+  write_file_atomically(out_dir_ / "output.json", output_.dump(1) + "\n");
+  finished_ = true;
+  return 0;
+}
 
 std::string one_line_message(const std::exception& e) {
   const auto* torch_error = dynamic_cast<const c10::Error*>(&e);
@@ -143,6 +174,16 @@ void print_warning(const std::string& message) noexcept { write_stderr_line("war
 int guarded_main(const std::function<int()>& body) {
   try {
     return body();
+  } catch (...) {
+    return exit_status();
+  }
+}
+
+int exit_status() noexcept {
+  try {
+    throw;
+  } catch (const HelpShown&) {
+    return 0;
   } catch (const std::exception& e) {
     std::string message;
     try {
@@ -155,34 +196,6 @@ int guarded_main(const std::function<int()>& body) {
     print_error("unknown failure");
   }
   return kExitBadInput;
-}
-
-int LessonApp::run(int argc, char** argv, const std::function<void(Lesson&)>& body) {
-  try {
-    cli_->parse(argc, argv);
-  } catch (const CLI::CallForHelp&) {
-    fmt::print("{}", cli_->help());
-    return 0;
-  } catch (const CLI::ParseError& e) {
-    print_error(fmt::format("{} (see {} --help)", e.what(), name_));
-    return kExitBadInput;
-  }
-  // A run that fails before it writes anything leaves no new folder behind.
-  std::error_code ec;
-  const bool out_dir_is_new = !std::filesystem::exists(std::filesystem::symlink_status(options_.out_dir, ec));
-  const int status = guarded_main([&] {
-    const torch::Device device = parse_device(options_.device);
-    ensure_writable_dir(options_.out_dir);
-    torch::manual_seed(static_cast<uint64_t>(options_.seed));
-    Lesson lesson(name_, device, options_.seed, options_.out_dir);
-    fmt::print("{}: device {}, seed {}, output in {}\n", name_, device_name(device), options_.seed,
-               options_.out_dir.string());
-    body(lesson);
-    lesson.write_values();
-    return 0;
-  });
-  if (status != 0 && out_dir_is_new) remove_empty_folders(options_.out_dir);
-  return status;
 }
 
 }  // namespace common

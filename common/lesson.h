@@ -1,12 +1,28 @@
 #pragma once
-// What every lesson shares: the same options (--device, --seed, --out-dir), the main wrapper that turns
-// any error into one "error: ..." line and exit status 2, and the narration that prints a value and
-// records it, under a key, in values.json (the file the parity tests compare with Python's output).
+// What every lesson's main shares: the options (--device, --seed, --out-dir), the narration that prints a
+// value and records it by its label in values.json (the file the parity tests compare with Python's),
+// and the one place where any error becomes one "error: ..." line and exit status 2.
+//
+//   int main(int argc, char** argv) try {
+//     common::Options options("01_blocks", "Bloques: ...");
+//     options.parse(argc, argv);
+//     torch::manual_seed(options.seed);
+//     const torch::Device device = options.device;
+//     common::Lesson lesson(options);
+//
+//     // %% Bloques
+//     ...
+//     lesson.show("net(X)", net->forward(X));
+//     return lesson.finish();
+//   } catch (...) {
+//     return common::exit_status();
+//   }
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <fmt/format.h>
@@ -24,87 +40,108 @@ namespace common {
 // Exit status of a lesson or tool that was given bad input.
 inline constexpr int kExitBadInput = 2;
 
-struct LessonOptions {
-  std::string device = "auto";
-  int64_t seed = 0;
-  std::filesystem::path out_dir;
-};
-
-// The running lesson, handed to its body: the chosen device, the seeded generator, and narration.
-class Lesson {
+// The options every lesson takes. A lesson with more adds them to cli() before parse().
+class Options {
  public:
-  Lesson(std::string name, torch::Device device, int64_t seed, std::filesystem::path out_dir);
-
-  const std::string& name() const { return name_; }
-  const torch::Device& device() const { return device_; }
-  int64_t seed() const { return seed_; }
-  const std::filesystem::path& out_dir() const { return out_dir_; }
-
-  // Opens a notebook section.
-  void banner(const std::string& title_es, const std::string& subtitle_en) const;
-
-  // A line of narration that records nothing.
-  template <typename... Args>
-  void say(fmt::format_string<Args...> format, Args&&... args) const {
-    fmt::print("{}\n", fmt::format(format, std::forward<Args>(args)...));
-  }
-
-  // Prints "label: value" and records the value under key in values.json.
-  void show(const std::string& key, const std::string& label, const torch::Tensor& value);
-  void show(const std::string& key, const std::string& label, torch::IntArrayRef shape_value);
-  void show(const std::string& key, const std::string& label, const std::vector<std::string>& value);
-  void show(const std::string& key, const std::string& label, const std::string& value);
-  void show(const std::string& key, const std::string& label, const char* value);
-  void show(const std::string& key, const std::string& label, double value);
-  void show(const std::string& key, const std::string& label, int64_t value);
-  void show(const std::string& key, const std::string& label, int value);
-  void show(const std::string& key, const std::string& label, bool value);
-
-  const nlohmann::ordered_json& values() const { return values_; }
-  // Writes values.json into out_dir, atomically.
-  void write_values() const;
-
- private:
-  void record(const std::string& key, nlohmann::ordered_json value);
-
-  std::string name_;
-  torch::Device device_;
-  int64_t seed_;
-  std::filesystem::path out_dir_;
-  nlohmann::ordered_json values_ = nlohmann::ordered_json::object();
-};
-
-// The options and the main wrapper of one lesson executable:
-//
-//   int main(int argc, char** argv) {
-//     common::LessonApp app("01_blocks", "Bloques: Sequential and a custom block");
-//     return app.run(argc, argv, [](common::Lesson& lesson) { ... });
-//   }
-//
-// A lesson that takes more options adds them to app.cli() before run().
-class LessonApp {
- public:
-  LessonApp(std::string name, const std::string& description);
-  ~LessonApp();
-  LessonApp(const LessonApp&) = delete;
-  LessonApp& operator=(const LessonApp&) = delete;
+  Options(std::string name, const std::string& description);
+  ~Options();
+  Options(const Options&) = delete;
+  Options& operator=(const Options&) = delete;
 
   // Include <CLI/CLI.hpp> to add options.
   CLI::App& cli() { return *cli_; }
-  const LessonOptions& options() const { return options_; }
+  // Parses and checks the options. --help prints the help and ends the program with status 0 (through
+  // exit_status()); a bad option is an error naming it.
+  void parse(int argc, char** argv);
 
-  // Parses the options, seeds the generator, picks the device, creates the output folder, runs body
-  // and writes values.json. Returns 0, or kExitBadInput after one "error: ..." line on stderr.
-  int run(int argc, char** argv, const std::function<void(Lesson&)>& body);
+  std::string name;
+  int64_t seed = 0;
+  torch::Device device{torch::kCPU};
+  std::filesystem::path out_dir;
 
  private:
-  std::string name_;
+  std::string device_text_ = "auto";
   std::unique_ptr<CLI::App> cli_;
-  LessonOptions options_;
 };
 
-// Runs body and turns any exception into one "error: ..." line on stderr and kExitBadInput; LibTorch's
-// errors lose their C++ backtrace on the way. Every executable's main goes through it.
+// The source line a call was written on, taken where the call is written. The output of each line then
+// knows its cell, which is how scripts/companion.sh puts the output under the cell that printed it.
+inline constexpr int kNoLine = 0;
+
+// A format string and the line of the say() call that passes it. Immediate (consteval) where the
+// language has it, so fmt still checks the format against the arguments at compile time.
+template <typename... Args>
+struct SaidAt {
+  template <typename S, typename = std::enable_if_t<std::is_convertible_v<const S&, fmt::string_view>>>
+#if defined(__cpp_consteval) && FMT_VERSION >= 80000
+  consteval
+#endif
+      SaidAt(const S& text, int at = __builtin_LINE())  // NOLINT(google-explicit-constructor)
+      : format(text), line(at) {
+  }
+  fmt::format_string<Args...> format;
+  int line;
+};
+template <typename T>
+struct TypeIdentity {
+  using type = T;
+};
+
+// The running lesson: prints what the cells show, records it for values.json, and writes values.json
+// and output.json (each printed line with the source line that printed it) when the lesson finishes.
+// A lesson that fails before finish() leaves no new empty folder behind.
+class Lesson {
+ public:
+  explicit Lesson(const Options& options);
+  ~Lesson();
+  Lesson(const Lesson&) = delete;
+  Lesson& operator=(const Lesson&) = delete;
+
+  const std::filesystem::path& out_dir() const { return out_dir_; }
+
+  // Prints "label: value" and records the value under its label.
+  void show(const std::string& label, const torch::Tensor& value, int line = __builtin_LINE());
+  void show(const std::string& label, torch::IntArrayRef shape, int line = __builtin_LINE());
+  void show(const std::string& label, const std::vector<std::string>& value, int line = __builtin_LINE());
+  void show(const std::string& label, const std::vector<double>& value, int line = __builtin_LINE());
+  void show(const std::string& label, const std::string& value, int line = __builtin_LINE());
+  void show(const std::string& label, const char* value, int line = __builtin_LINE());
+  void show(const std::string& label, double value, int line = __builtin_LINE());
+  void show(const std::string& label, bool value, int line = __builtin_LINE());
+  template <typename Int, typename = std::enable_if_t<std::is_integral_v<Int> && !std::is_same_v<Int, bool>>>
+  void show(const std::string& label, Int value, int line = __builtin_LINE()) {
+    show_integer(label, static_cast<int64_t>(value), line);
+  }
+
+  // A line of narration that records nothing.
+  template <typename... Args>
+  void say(SaidAt<typename TypeIdentity<Args>::type...> format, Args&&... args) {
+    print_line(fmt::format(format.format, std::forward<Args>(args)...), format.line);
+  }
+
+  const nlohmann::ordered_json& values() const { return values_; }
+
+  // Writes values.json and output.json into the output folder, atomically. Returns 0, main's status.
+  int finish();
+
+ private:
+  void show_integer(const std::string& label, int64_t value, int line);
+  void print_line(const std::string& text, int line);
+  void record(const std::string& label, nlohmann::ordered_json value, const std::string& shown, int line);
+
+  std::filesystem::path out_dir_;
+  bool out_dir_is_new_ = false;
+  bool finished_ = false;
+  nlohmann::ordered_json values_ = nlohmann::ordered_json::object();
+  nlohmann::ordered_json output_ = nlohmann::ordered_json::array();
+};
+
+// For main's catch (...): reports the exception in flight as one "error: ..." line on stderr and
+// returns kExitBadInput, or 0 after --help. Never throws.
+int exit_status() noexcept;
+
+// Runs body and turns any exception into one "error: ..." line on stderr and kExitBadInput. The tools'
+// mains go through it.
 int guarded_main(const std::function<int()>& body);
 
 // Writes "error: <message>" and a newline to stderr with write(2), ignoring any failure: it never throws,

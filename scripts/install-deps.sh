@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the suite needs on Debian 12 / Ubuntu, and only what is missing.
 # Safe to run again: it asks dpkg first and calls apt-get only for absent packages.
+# usage: scripts/install-deps.sh [companion]   (companion: also what scripts/companion.sh needs)
 set -euo pipefail
 
 packages=(
@@ -10,9 +11,15 @@ packages=(
   libfmt-dev libcli11-dev nlohmann-json3-dev libgtest-dev libdeflate-dev libbenchmark-dev
   python3 python3-torch # the reference implementation for the parity and interop tests
   python3-setuptools    # torch.utils.benchmark (scripts/bench-vs-python) imports it
+  python3-matplotlib    # lesson 07's Python twin draws the weight histograms
   clang                 # the default compiler: LibTorch's headers precompiled once serve every unit
   clang-format clang-tidy libclang-rt-dev
 )
+
+if [ "${1:-}" = companion ]; then
+  # The companion pages: highlighting, charts, and a real browser that checks and photographs them.
+  packages+=(python3-pygments python3-websocket chromium fonts-dejavu-core)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -149,7 +149,12 @@ RunResult run_program(const std::vector<std::string>& argv, const RunOptions& op
       result.timed_out = true;
       kill(pid, SIGKILL);
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::error_code ec;
+    if (!options.kill_when_exists.empty() && !result.killed && fs::exists(options.kill_when_exists, ec)) {
+      result.killed = true;
+      kill(pid, SIGKILL);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(options.kill_when_exists.empty() ? 5 : 1));
   }
   result.seconds = elapsed();
   result.max_rss_kb = usage.ru_maxrss;
@@ -158,6 +163,14 @@ RunResult run_program(const std::vector<std::string>& argv, const RunOptions& op
   result.out = slurp(out_path);
   result.err = slurp(err_path);
   return result;
+}
+
+void remove_entries_after(const fs::path& dir, const std::string& last) {
+  std::vector<fs::path> newer;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().filename().string() > last) newer.push_back(entry.path());
+  }
+  for (const auto& path : newer) fs::remove(path);
 }
 
 fs::path fresh_dir(const std::string& tag) {

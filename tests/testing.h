@@ -45,6 +45,7 @@ struct RunResult {
   int exit_code = -1;  // -1 when it did not exit normally (a signal)
   int signal = 0;
   bool timed_out = false;  // killed with SIGKILL after RunOptions::timeout_seconds
+  bool killed = false;     // killed with SIGKILL once RunOptions::kill_when_exists appeared
   double seconds = 0;      // wall time
   long max_rss_kb = 0;     // peak resident memory, from wait4
   std::string out;
@@ -56,11 +57,18 @@ struct RunOptions {
   // Where stderr goes: "" captures it into RunResult::err; "closed" starts the program with no fd 2;
   // any other value is a path opened for writing (e.g. "/dev/full").
   std::string stderr_to;
+  // When set, the program is killed with SIGKILL from outside, as a pulled plug would, as soon as this
+  // file exists (polled every millisecond). RunResult::killed says whether that happened.
+  std::filesystem::path kill_when_exists;
 };
 
 // Runs a program with arguments (no shell) and captures its exit status, stdout and stderr. A program
 // still running after the timeout is killed, and the result says so.
 RunResult run_program(const std::vector<std::string>& argv, const RunOptions& options = {});
+
+// Removes the entries of dir whose names sort after `last`: with zero-padded step numbers in the names,
+// what a run leaves when it stops right after writing `last`.
+void remove_entries_after(const std::filesystem::path& dir, const std::string& last);
 
 // A fresh empty folder under the build tree, named after the running test.
 std::filesystem::path fresh_dir(const std::string& tag = "");

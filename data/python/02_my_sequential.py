@@ -1,27 +1,40 @@
-"""The notebook's cells for "El Bloque Sequential", reporting what lesson 02 reports."""
-import argparse
+"""Lesson 02's Python twin: the notebook's cells for "El Bloque Sequential"."""
+import torch
 
+from parity import names, options, show
+
+torch.manual_seed(options.seed)
+
+
+# %% El Bloque Sequential: la clase MySequential
 import torch
 from torch import nn
 
-from notes_models import MySequential
-from parity import Values, names
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--seed", type=int, default=0)
-torch.manual_seed(parser.parse_args().seed)
-v = Values()
+class MySequential(nn.Module):
+    def __init__(self, *args):
+        super().__init__()
+        for idx, module in enumerate(args):
+            self._modules[str(idx)] = module
+
+    def forward(self, X):
+        for block in self._modules.values():
+            X = block(X)
+        return X
 
 
+# %% El Bloque Sequential: net = MySequential(...)
 net = MySequential(nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, 10))
 X = torch.rand(2, 20)
-out = net(X)
-v["out_shape"] = out.shape
-v["out"] = out
-v["names"] = names(net)
+show("net(X)", net(X))
+show("net(X).shape", net(X).shape)
+show("parameter names", names(net))
+
+
+# %% Más allá del cuaderno: MySequential es Sequential
 reference = nn.Sequential(nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, 10))
 reference.load_state_dict(net.state_dict())
-v["same_as_sequential"] = torch.equal(reference(X), out)
+show("nn.Sequential with the same weights gives the same output", torch.equal(reference(X), net(X)))
 
 
 def init(m):
@@ -31,18 +44,23 @@ def init(m):
 
 
 net.apply(init)
-v["init_reached_every_layer"] = bool((net._modules["0"].weight == 0.01).all() and (net._modules["2"].weight == 0.01).all())
+show("apply() set every Linear's weight to 0.01",
+     bool((net._modules["0"].weight == 0.01).all() and (net._modules["2"].weight == 0.01).all()))
 
 
+# %% Más allá del cuaderno: bloques sin registrar
 class Unregistered(nn.Module):
-    """The same mistake in Python: blocks kept in a plain list are invisible to the framework."""
-
     def __init__(self, *args):
         super().__init__()
-        self.blocks = list(args)
+        self.blocks = list(args)  # a plain list: the framework never sees these blocks
+
+    def forward(self, X):
+        for block in self.blocks:
+            X = block(X)
+        return X
 
 
 unregistered = Unregistered(nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, 10))
-v["unregistered_parameters"] = len(list(unregistered.parameters()))
-v["unregistered_state_entries"] = len(unregistered.state_dict())
-v.dump()
+show("unregistered(X).shape", unregistered(X).shape)
+show("parameters() of the unregistered chain", len(list(unregistered.parameters())))
+show("entries its state dict would save", len(unregistered.state_dict()))

@@ -1,15 +1,15 @@
-"""The notebook's cells for "Capas sin Parámetros", reporting what lesson 04 reports."""
-import argparse
-
+"""Lesson 04's Python twin: the notebook's cells for "Capas sin Parámetros"."""
 import torch
+
+from parity import names, options, show
+
+torch.manual_seed(options.seed)
+
+
+# %% Capas sin Parámetros: la clase CenteredLayer
+import torch
+import torch.nn.functional as F
 from torch import nn
-
-from parity import Values, names
-
-parser = argparse.ArgumentParser()
-parser.add_argument("--seed", type=int, default=0)
-torch.manual_seed(parser.parse_args().seed)
-v = Values()
 
 
 class CenteredLayer(nn.Module):
@@ -20,12 +20,16 @@ class CenteredLayer(nn.Module):
         return X - X.mean()
 
 
+# %% Capas sin Parámetros: layer(...)
 layer = CenteredLayer()
-v["centered"] = layer(torch.FloatTensor([1, 2, 3, 4, 5]))
-v["layer_parameters"] = len(list(layer.parameters()))
+show("layer(torch.FloatTensor([1, 2, 3, 4, 5]))", layer(torch.FloatTensor([1, 2, 3, 4, 5])))
+show("parameters of the layer", len(list(layer.parameters())))
+
+# %% Capas sin Parámetros: net = nn.Sequential(nn.Linear(8, 128), CenteredLayer())
 net = nn.Sequential(nn.Linear(8, 128), CenteredLayer())
+show("parameter names of net (only the Linear's)", names(net))
+
+# %% Capas sin Parámetros: Y.mean()
 Y = net(torch.rand(4, 8))
-v["Y_shape"] = Y.shape
-v["Y_mean"] = Y.mean()
-v["names"] = names(net)
-v.dump()
+show("Y.shape", Y.shape)
+show("Y.mean()", Y.mean())

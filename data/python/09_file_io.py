@@ -1,42 +1,68 @@
-"""The notebook's cells for "Archivos de E/S", reporting what lesson 09 reports."""
-import argparse
+"""Lesson 09's Python twin: the notebook's cells for "Archivos de E/S"."""
 import os
 import tempfile
 
 import torch
 
-from mlp import MLP  # the notes' MLP: hidden = Linear(20, 256), ReLU, output = Linear(256, 10)
-from parity import Values
+from parity import options, show
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--seed", type=int, default=0)
-torch.manual_seed(parser.parse_args().seed)
-v = Values()
-d = tempfile.mkdtemp()
+torch.manual_seed(options.seed)
+os.chdir(tempfile.mkdtemp())  # the notebook writes its files into the working folder
+
+# %% Cargando y guardando tensores: torch.save(x, 'x-file')
+import torch
+from torch import nn
+from torch.nn import functional as F
 
 x = torch.arange(4)
-torch.save(x, os.path.join(d, "x-file"))
-v["x2"] = torch.load(os.path.join(d, "x-file"))
+torch.save(x, 'x-file')
+
+# %% Cargando y guardando tensores: x2 = torch.load('x-file')
+x2 = torch.load('x-file')
+show("x2", x2)
+
+# %% Cargando y guardando tensores: una lista de tensores
 y = torch.zeros(4)
-torch.save([x, y], os.path.join(d, "x-files"))
-x2, y2 = torch.load(os.path.join(d, "x-files"))
-v["xy_x"] = x2
-v["xy_y"] = y2
-mydict = {"x": x, "y": y}
-torch.save(mydict, os.path.join(d, "mydict"))
-mydict2 = torch.load(os.path.join(d, "mydict"))
-v["mydict_x"] = mydict2["x"]
-v["mydict_y"] = mydict2["y"]
+torch.save([x, y], 'x-files')
+x2, y2 = torch.load('x-files')
+show("(x2, y2)[0]", x2)
+show("(x2, y2)[1]", y2)
+
+# %% Cargando y guardando tensores: un diccionario
+mydict = {'x': x, 'y': y}
+torch.save(mydict, 'mydict')
+mydict2 = torch.load('mydict')
+show("mydict2['x']", mydict2['x'])
+show("mydict2['y']", mydict2['y'])
 
 
+# %% Cargar y guardar parámetros del modelo: la clase MLP
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.hidden = nn.Linear(20, 256)
+        self.output = nn.Linear(256, 10)
+
+    def forward(self, x):
+        return self.output(F.relu(self.hidden(x)))
+
+
+# %% Cargar y guardar parámetros del modelo: net = MLP()
 net = MLP()
 X = torch.randn(size=(2, 20))
 Y = net(X)
-v["Y"] = Y
-torch.save(net.state_dict(), os.path.join(d, "mlp.params"))
+show("Y", Y)
+
+# %% Cargar y guardar parámetros del modelo: torch.save(net.state_dict(), 'mlp.params')
+torch.save(net.state_dict(), 'mlp.params')
+
+# %% Cargar y guardar parámetros del modelo: clone.load_state_dict(...)
 clone = MLP()
-v["clone_differs_before_load"] = not torch.equal(clone(X), Y)
-clone.load_state_dict(torch.load(os.path.join(d, "mlp.params")))
+show("a fresh MLP gives another output before loading", not torch.equal(clone(X), Y))
+clone.load_state_dict(torch.load('mlp.params'))
 clone.eval()
-v["Y_clone_equals_Y"] = torch.equal(clone(X), Y)
-v.dump()
+
+# %% Cargar y guardar parámetros del modelo: Y_clone == Y
+Y_clone = clone(X)
+print(Y_clone == Y)
+show("torch.equal(Y_clone, Y)", torch.equal(Y_clone, Y))

@@ -13,7 +13,7 @@ from collections import OrderedDict
 
 import torch
 
-from mlp import MLP  # the notes' MLP: hidden = Linear(20, 256), ReLU, output = Linear(256, 10)
+from notes_models import FileIoMLP as MLP  # "Archivos de E/S": hidden, then output
 
 
 def data_pkl(file):

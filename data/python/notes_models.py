@@ -1,62 +1,36 @@
-"""The notebook's blocks, as its cells define them, shared by the lessons' Python twins and by the
-benchmark (scripts/bench/bench_python.py)."""
+"""The notebook's blocks, taken from the cells of the lessons' Python twins that define them, so that each
+class is written once, in its cell. Used by the benchmark (scripts/bench/bench_python.py) and by the
+scripts that make and check reference files (make_reference.py, check_interop.py)."""
+import os
+import re
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-
-class MLP(nn.Module):
-    """"Un bloque personalizado" (lesson 01)."""
-
-    def __init__(self):
-        super().__init__()
-        self.hidden = nn.Linear(20, 256)
-        self.out = nn.Linear(256, 10)
-
-    def forward(self, X):
-        return self.out(F.relu(self.hidden(X)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+_MARKER = re.compile(r"^# %% (.+?)[ \t]*$", re.M)
 
 
-class MySequential(nn.Module):
-    """"El Bloque Sequential" (lesson 02)."""
-
-    def __init__(self, *args):
-        super().__init__()
-        for idx, module in enumerate(args):
-            self._modules[str(idx)] = module
-
-    def forward(self, X):
-        for block in self._modules.values():
-            X = block(X)
-        return X
-
-
-class FixedHiddenMLP(nn.Module):
-    """"Ejecutando código en la función de propagación directa" (lesson 03)."""
-
-    def __init__(self):
-        super().__init__()
-        self.rand_weight = torch.rand((20, 20), requires_grad=False)
-        self.linear = nn.Linear(20, 20)
-
-    def forward(self, X):
-        X = self.linear(X)
-        X = F.relu(torch.mm(X, self.rand_weight) + 1)
-        X = self.linear(X)
-        while X.abs().sum() > 1:
-            X /= 2
-        return X.sum()
+def _define(twin, title):
+    """Runs the twin's cell with this title (a class definition) and returns what it defines."""
+    with open(os.path.join(HERE, twin), encoding="utf-8") as f:
+        text = f.read()
+    markers = list(_MARKER.finditer(text))
+    for i, m in enumerate(markers):
+        if m.group(1) == title:
+            end = markers[i + 1].start() if i + 1 < len(markers) else len(text)
+            namespace = {"torch": torch, "nn": nn, "F": F}
+            exec(compile(text[m.end():end], os.path.join(HERE, twin), "exec"), namespace)
+            return namespace
+    raise LookupError(f"{twin} has no cell {title!r}")
 
 
-class MyLinear(nn.Module):
-    """"Capas con parámetros" (lesson 05)."""
-
-    def __init__(self, in_units, units):
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(in_units, units))
-        self.bias = nn.Parameter(torch.randn(units,))
-
-    def forward(self, X):
-        # The notes write self.weight.data and self.bias.data here; lesson 05 explains why it should not.
-        linear = torch.matmul(X, self.weight) + self.bias
-        return F.relu(linear)
+MLP = _define("01_blocks.py", "Un bloque personalizado: la clase MLP")["MLP"]
+MySequential = _define("02_my_sequential.py", "El Bloque Sequential: la clase MySequential")["MySequential"]
+FixedHiddenMLP = _define("03_fixed_hidden_mlp.py",
+                         "Ejecutando código en la función de propagación directa: la clase FixedHiddenMLP")[
+                             "FixedHiddenMLP"]
+MyLinear = _define("05_my_linear.py", "Capas con parámetros: la clase MyLinear")["MyLinear"]
+# "Archivos de E/S" writes its MLP with an output layer named `output`: the names its files carry.
+FileIoMLP = _define("09_file_io.py", "Cargar y guardar parámetros del modelo: la clase MLP")["MLP"]

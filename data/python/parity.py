@@ -1,7 +1,10 @@
-"""Records values the way the C++ lessons do (common/print.cpp's tensor_record), so that a lesson's
-values.json and its Python twin's output can be compared key by key."""
+"""What the lessons' Python twins share with the C++ lessons: the --seed option, and show(label, value),
+which prints a value and records it under its label the way common::Lesson::show does (tensors as
+common/print.cpp's tensor_record), so that a lesson's values.json and its twin's can be compared label
+by label. With --values PATH the twin writes what it recorded there when it ends."""
+import argparse
+import atexit
 import json
-import sys
 
 import torch
 
@@ -15,6 +18,13 @@ DTYPE_NAMES = {
     torch.int32: "Int",
     torch.bool: "Bool",
 }
+
+_parser = argparse.ArgumentParser()
+_parser.add_argument("--seed", type=int, default=0)
+_parser.add_argument("--values", help="write the recorded values to this JSON file at exit")
+options, _ = _parser.parse_known_args()
+
+recorded = {}
 
 
 def tensor_record(t):
@@ -32,25 +42,30 @@ def tensor_record(t):
     return record
 
 
+def show(label, value):
+    """Prints "label: value" and records the value under its label, as lesson.show does in C++."""
+    if label in recorded:
+        raise KeyError(f"{label!r} recorded twice")
+    print(f"{label}: {value}")
+    if isinstance(value, torch.Tensor):
+        value = tensor_record(value)
+    elif isinstance(value, torch.Size):
+        value = list(value)
+    recorded[label] = value
+
+
+def cpp_only(*labels):
+    """Labels the C++ lesson records with no Python counterpart (say why where this is called)."""
+    recorded.setdefault("CPP_ONLY", []).extend(labels)
+
+
 def names(module):
     return [name for name, _ in module.named_parameters()]
 
 
-class Values:
-    """The values.json of a lesson, built in Python."""
-
-    def __init__(self):
-        self.values = {}
-
-    def __setitem__(self, key, value):
-        if key in self.values:
-            raise KeyError(f"key {key!r} recorded twice")
-        if isinstance(value, torch.Tensor):
-            value = tensor_record(value)
-        elif isinstance(value, torch.Size):
-            value = list(value)
-        self.values[key] = value
-
-    def dump(self):
-        json.dump(self.values, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+@atexit.register
+def _write_values():
+    if options.values:
+        with open(options.values, "w") as f:
+            json.dump(recorded, f, indent=2)
+            f.write("\n")

@@ -58,11 +58,13 @@ def main():
         return 1
     with open(os.path.join(work, "values.json")) as f:
         cpp = json.load(f)
-    py_run = subprocess.run([sys.executable, script, *extra], capture_output=True, text=True)
+    py_values = os.path.join(work, "python-values.json")
+    py_run = subprocess.run([sys.executable, script, *extra, "--values", py_values], capture_output=True, text=True)
     if py_run.returncode != 0:
         print(f"{script} failed with status {py_run.returncode}:\n{py_run.stderr}")
         return 1
-    py = json.loads(py_run.stdout)
+    with open(py_values) as f:
+        py = json.load(f)
     cpp_only = set(py.pop("CPP_ONLY", []))
 
     problems = []

@@ -1,5 +1,6 @@
 // Lesson 03: "Ejecutando código en la función de propagación directa" from the notes
 // "Modelos Personalizados en PyTorch".
+// The cells are the notebook's; data/python/03_fixed_hidden_mlp.py holds the same cells in Python.
 #include <torch/torch.h>
 
 #include "common/lesson.h"
@@ -7,40 +8,52 @@
 #include "common/print.h"
 #include "lessons/03_fixed_hidden_mlp/fixed_hidden_mlp.h"
 
-int main(int argc, char** argv) {
-  common::LessonApp app("03_fixed_hidden_mlp", "Code in forward: a constant weight, a reused layer, a loop");
-  return app.run(argc, argv, [](common::Lesson& lesson) {
-    const auto& device = lesson.device();
-    auto X = torch::rand({2, 20}).to(device);
+using fixed_hidden_mlp::FixedHiddenMLP;
+using fixed_hidden_mlp::NestMLP;
 
-    lesson.banner("Ejecutando código en la función de propagación directa",
-                  "FixedHiddenMLP: a constant weight, a layer used twice, a while loop");
-    fixed_hidden_mlp::FixedHiddenMLP net;
-    net->to(device);
-    auto out = net(X);
-    lesson.show("out", "FixedHiddenMLP output net(X) (a 0-dim tensor)", out);
-    lesson.show("out_dim", "output dimensions", out.dim());
-    lesson.show("names", "parameters (rand_weight is not one)", common::parameter_names(*net));
-    lesson.say("rand_weight: a buffer of shape {} on {}, requires grad: {}",
-               common::format_shape(net->rand_weight.sizes()), net->rand_weight.device().str(),
-               net->rand_weight.requires_grad());
+int main(int argc, char** argv) try {
+  common::Options options("03_fixed_hidden_mlp",
+                          "Code in forward: a constant weight, a reused layer, a loop");
+  options.parse(argc, argv);
+  torch::manual_seed(options.seed);
+  const torch::Device device = options.device;
+  common::Lesson lesson(options);
+  auto X = torch::rand({2, 20}).to(device);  // the X of the notebook's first cell
 
-    // Training moves linear, never the constant.
-    auto rand_weight_before = net->rand_weight.clone();
-    auto linear_before = net->linear->weight.clone();
-    torch::optim::SGD sgd(net->parameters(), torch::optim::SGDOptions(0.1));
-    net(X).backward();
-    sgd.step();
-    lesson.say("after one SGD step: rand_weight unchanged: {}, linear.weight changed: {}",
-               torch::equal(net->rand_weight, rand_weight_before),
-               !torch::equal(net->linear->weight, linear_before));
+  // %% Ejecutando código en la función de propagación directa: la clase FixedHiddenMLP
+  // The class is in fixed_hidden_mlp.h, with the notebook's forward: the constant rand_weight, the
+  // same linear layer twice, and the loop `while (X.abs().sum().item<float>() > 1) X /= 2;`.
 
-    lesson.banner("Ejecutando código en la función de propagación directa",
-                  "Mixing blocks: NestMLP inside a Sequential with FixedHiddenMLP");
-    auto chimera = fixed_hidden_mlp::make_chimera();
-    chimera->to(device);
-    auto chimera_out = chimera->forward(X);
-    lesson.show("chimera_out", "chimera(X)", chimera_out);
-    lesson.show("chimera_names", "chimera parameter names", common::parameter_names(*chimera));
-  });
+  // %% Ejecutando código en la función de propagación directa: net = FixedHiddenMLP()
+  FixedHiddenMLP net;
+  net->to(device);
+  lesson.show("net(X)", net(X));
+  lesson.show("net(X).dim()", net(X).dim());
+  lesson.show("parameter names (rand_weight is not one)", common::parameter_names(*net));
+  lesson.say("rand_weight: a buffer of shape {} on {}, requires grad: {}",
+             common::format_shape(net->rand_weight.sizes()), net->rand_weight.device().str(),
+             net->rand_weight.requires_grad());
+  // Training moves linear, never the constant.
+  auto rand_weight_before = net->rand_weight.clone();
+  auto linear_before = net->linear->weight.clone();
+  torch::optim::SGD sgd(net->parameters(), torch::optim::SGDOptions(0.1));
+  net(X).backward();
+  sgd.step();
+  lesson.say("after one SGD step: rand_weight unchanged: {}, linear.weight changed: {}",
+             torch::equal(net->rand_weight, rand_weight_before),
+             !torch::equal(net->linear->weight, linear_before));
+
+  // %% Ejecutando código en la función de propagación directa: NestMLP y chimera
+  // NestMLP is in fixed_hidden_mlp.h. The three blocks are built first, in the notebook's order.
+  NestMLP nest;
+  torch::nn::Linear middle(16, 20);
+  FixedHiddenMLP fixed;
+  torch::nn::Sequential chimera(nest, middle, fixed);
+  chimera->to(device);
+  lesson.show("chimera(X)", chimera->forward(X));
+  lesson.show("chimera parameter names", common::parameter_names(*chimera));
+
+  return lesson.finish();
+} catch (...) {
+  return common::exit_status();
 }

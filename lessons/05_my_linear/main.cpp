@@ -1,40 +1,49 @@
 // Lesson 05: "Capas con parámetros" from the notes "Modelos Personalizados en PyTorch".
+// The cells are the notebook's; data/python/05_my_linear.py holds the same cells in Python.
 #include <torch/torch.h>
 
 #include "common/lesson.h"
 #include "common/params.h"
 #include "lessons/05_my_linear/my_linear.h"
 
-int main(int argc, char** argv) {
-  common::LessonApp app("05_my_linear", "Capas con parámetros: a dense layer of our own");
-  return app.run(argc, argv, [](common::Lesson& lesson) {
-    const auto& device = lesson.device();
+int main(int argc, char** argv) try {
+  common::Options options("05_my_linear", "Capas con parámetros: a dense layer of our own");
+  options.parse(argc, argv);
+  torch::manual_seed(options.seed);
+  const torch::Device device = options.device;
+  common::Lesson lesson(options);
 
-    lesson.banner("Capas con parámetros", "MyLinear(5, 3): weight and bias registered as parameters");
-    my_linear::MyLinear linear(5, 3);
-    linear->to(device);
-    lesson.show("weight", "linear.weight", linear->weight);
-    lesson.show("names", "parameter names", common::parameter_names(*linear));
-    auto out = linear(torch::rand({2, 5}).to(device));
-    lesson.show("out", "linear(rand(2, 5)) (ReLU: never negative)", out);
+  // %% Capas con parámetros: la clase MyLinear
+  // The class is in my_linear.h. register_parameter is Python's nn.Parameter. Its forward uses the
+  // parameters, where the notebook writes weight.data and bias.data (see the last cell).
+  using my_linear::MyLinear;
 
-    lesson.banner("Capas con parámetros",
-                  "Models from custom layers: Sequential(MyLinear(64, 8), MyLinear(8, 1))");
-    auto net = my_linear::make_net();
-    net->to(device);
-    auto net_out = net->forward(torch::rand({2, 64}).to(device));
-    lesson.show("net_out", "net(rand(2, 64))", net_out);
+  // %% Capas con parámetros: linear = MyLinear(5, 3)
+  MyLinear linear(5, 3);
+  linear->to(device);
+  lesson.show("linear.weight", linear->weight);
+  lesson.show("parameter names", common::parameter_names(*linear));
 
-    lesson.banner("Capas con parámetros", "The porting slip: weight.data() inside forward");
-    // A layer that reads weight.data() computes the same numbers but is cut out of autograd.
-    my_linear::DetachedLinear detached(5, 3);
-    detached->to(device);
-    auto input = torch::rand({2, 5}).to(device);
-    auto detached_out = detached(input);
-    lesson.say("output requires grad through .data(): {} (backward() would fail: nothing to train)",
-               detached_out.requires_grad());
-    linear(input).sum().backward();
-    lesson.say("through the parameters themselves, weight.grad is defined: {}",
-               linear->weight.grad().defined());
-  });
+  // %% Capas con parámetros: linear(torch.rand(2, 5))
+  lesson.show("linear(torch.rand(2, 5))", linear(torch::rand({2, 5}).to(device)));
+
+  // %% Capas con parámetros: net = nn.Sequential(MyLinear(64, 8), MyLinear(8, 1))
+  MyLinear first(64, 8);
+  MyLinear second(8, 1);
+  torch::nn::Sequential net(first, second);
+  net->to(device);
+  lesson.show("net(torch.rand(2, 64))", net->forward(torch::rand({2, 64}).to(device)));
+
+  // %% Más allá del cuaderno: weight.data dentro de forward
+  // DetachedLinear is the notebook's MyLinear as written, through weight.data(): the same numbers, but
+  // the output is cut out of autograd and backward() could never reach the parameters.
+  my_linear::DetachedLinear detached(5, 3);
+  detached->to(device);
+  lesson.show("output through weight.data requires grad",
+              detached(torch::rand({2, 5}).to(device)).requires_grad());
+  lesson.show("MyLinear output requires grad", linear(torch::rand({2, 5}).to(device)).requires_grad());
+
+  return lesson.finish();
+} catch (...) {
+  return common::exit_status();
 }

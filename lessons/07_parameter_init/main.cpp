@@ -1,5 +1,6 @@
 // Lesson 07: "Inicialización de parámetros", "Inicialización integrada" and "Inicialización
 // personalizada" from the notes "Modelos Personalizados en PyTorch".
+// The cells are the notebook's; data/python/07_parameter_init.py holds the same cells in Python.
 #include <torch/torch.h>
 
 #include "common/lesson.h"
@@ -8,63 +9,77 @@
 
 using namespace parameter_init;
 
-int main(int argc, char** argv) {
-  common::LessonApp app("07_parameter_init",
-                        "Inicialización de parámetros: built-in and custom initialisers");
-  return app.run(argc, argv, [](common::Lesson& lesson) {
-    const auto& device = lesson.device();
-    auto net = make_net();
-    net->to(device);
-    auto& first = *net->ptr<torch::nn::LinearImpl>(0);
-    auto& last = *net->ptr<torch::nn::LinearImpl>(2);
+int main(int argc, char** argv) try {
+  common::Options options("07_parameter_init",
+                          "Inicialización de parámetros: built-in and custom initialisers");
+  options.parse(argc, argv);
+  torch::manual_seed(options.seed);
+  const torch::Device device = options.device;
+  common::Lesson lesson(options);
+  // The net of "Gestión de parámetros", its layers built in order.
+  torch::nn::Linear first(4, 8);
+  torch::nn::Linear last(8, 1);
+  torch::nn::Sequential net(first, torch::nn::ReLU(), last);
+  net->to(device);
 
-    lesson.banner("Inicialización de parámetros", "LibTorch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))");
-    lesson.show("default_weight0", "net[0].weight[0]", first.weight[0]);
+  // %% Inicialización integrada: init_normal
+  // init_normal and the other initialisers are in parameter_init.h, each written as the notebook's.
+  lesson.show("net[0].weight.data[0] before", first->weight[0]);
+  net->apply(init_normal);
+  lesson.show("init_normal: net[0].weight.data[0]", first->weight[0]);
+  lesson.show("init_normal: net[0].bias.data[0]", first->bias[0]);
 
-    lesson.banner("Inicialización integrada", "Built-in initialisers, applied with net->apply()");
-    net->apply(init_normal);
-    lesson.show("normal_weight0", "after init_normal: net[0].weight[0]", first.weight[0]);
-    lesson.show("normal_bias0", "after init_normal: net[0].bias[0]", first.bias[0]);
-    net->apply(init_constant);
-    lesson.show("constant_weight0", "after init_constant: net[0].weight[0]", first.weight[0]);
-    lesson.show("constant_bias0", "after init_constant: net[0].bias[0]", first.bias[0]);
-    // Different initialisers for different blocks: apply() on one layer reaches only that layer.
-    net[0]->apply(init_xavier);
-    net[2]->apply(init_42);
-    lesson.show("xavier_weight0", "Xavier on net[0]: net[0].weight[0]", first.weight[0]);
-    lesson.say("  (bound sqrt(6 / (4 + 8)) = {:.4f})", xavier_bound(first));
-    lesson.show("const42_weight", "42 on net[2]: net[2].weight", last.weight);
+  // %% Inicialización integrada: init_constant
+  net->apply(init_constant);
+  lesson.show("init_constant: net[0].weight.data[0]", first->weight[0]);
+  lesson.show("init_constant: net[0].bias.data[0]", first->bias[0]);
 
-    lesson.banner("Inicialización personalizada", "my_init: U(-10, 10), then zero where |w| < 5");
-    for (const auto& p : net->named_parameters()) {
-      if (p.key().find("weight") != std::string::npos) {
-        lesson.say("Init {} {}", p.key(), common::format_shape(p.value().sizes()));
-      }
+  // %% Inicialización integrada: xavier e init_42
+  // apply() on one layer reaches that layer only.
+  net[0]->apply(init_xavier);
+  net[2]->apply(init_42);
+  lesson.show("xavier: net[0].weight.data[0]", first->weight[0]);
+  lesson.say("  (bound sqrt(6 / (4 + 8)) = {:.4f})", xavier_bound(*first));
+  lesson.show("init_42: net[2].weight.data", last->weight);
+
+  // %% Inicialización personalizada: my_init
+  // The notebook's my_init prints "Init" and the first parameter of each Linear it visits.
+  for (const auto& p : net->named_parameters()) {
+    if (p.key().find("weight") != std::string::npos) {
+      lesson.say("Init {} {}", p.key(), common::format_shape(p.value().sizes()));
     }
-    net->apply(my_init);
-    lesson.show("my_init_weight_rows", "net[0].weight[:2]", first.weight.slice(0, 0, 2));
+  }
+  net->apply(my_init);
+  lesson.show("my_init: net[0].weight[:2]", first->weight.slice(0, 0, 2));
 
-    // Parameters can always be set by hand, outside autograd.
-    {
-      torch::NoGradGuard no_grad;
-      first.weight.add_(1);
-      first.weight[0][0] = 42;
-    }
-    lesson.show("direct_weight0", "after weight += 1 and weight[0][0] = 42: net[0].weight[0]",
-                first.weight[0]);
+  // %% Inicialización personalizada: asignación directa
+  // Python's .data writes outside autograd; in C++ the same is a NoGradGuard around the writes.
+  {
+    torch::NoGradGuard no_grad;
+    first->weight.add_(1);
+    first->weight[0][0] = 42;
+  }
+  lesson.show("net[0].weight.data[0]", first->weight[0]);
 
-    lesson.banner("Inicialización personalizada",
-                  "What each scheme looks like: a Linear(100, 100)'s weights");
-    torch::nn::Linear wide(100, 100);
-    wide->to(device);
-    lesson.say("LibTorch's default, U(-0.1, 0.1): a box\n{}", common::format_histogram(wide->weight));
-    wide->apply(init_normal);
-    lesson.say("init_normal, N(0, 0.01²): a bell\n{}", common::format_histogram(wide->weight));
-    wide->apply(init_xavier);
-    lesson.say("init_xavier, U(-{:.3f}, {:.3f}): a wider box\n{}", xavier_bound(*wide), xavier_bound(*wide),
-               common::format_histogram(wide->weight));
-    wide->apply(my_init);
-    lesson.say("my_init: a spike at 0 and nothing in (-5, 5) around it\n{}",
-               common::format_histogram(wide->weight));
-  });
+  // %% Más allá del cuaderno: cómo queda cada inicialización
+  // The weights of a Linear(100, 100) after each initialiser, as histograms.
+  torch::nn::Linear wide(100, 100);
+  wide->to(device);
+  lesson.show("Linear(100, 100) weight, por defecto", wide->weight);
+  lesson.say("LibTorch's default, U(-0.1, 0.1): a box\n{}", common::format_histogram(wide->weight));
+  wide->apply(init_normal);
+  lesson.show("Linear(100, 100) weight, init_normal", wide->weight);
+  lesson.say("init_normal, N(0, 0.01²): a bell\n{}", common::format_histogram(wide->weight));
+  wide->apply(init_xavier);
+  lesson.show("Linear(100, 100) weight, xavier", wide->weight);
+  lesson.say("xavier, U(-{0:.3f}, {0:.3f}): a wider box\n{1}", xavier_bound(*wide),
+             common::format_histogram(wide->weight));
+  wide->apply(my_init);
+  lesson.show("Linear(100, 100) weight, my_init", wide->weight);
+  lesson.say("my_init: a spike at 0 and nothing in (-5, 5) around it\n{}",
+             common::format_histogram(wide->weight));
+
+  return lesson.finish();
+} catch (...) {
+  return common::exit_status();
 }

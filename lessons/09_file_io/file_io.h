@@ -2,6 +2,7 @@
 // "Archivos de E/S": tensors, lists and dicts of tensors on disk, and a model's parameters.
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -41,6 +42,16 @@ inline std::map<std::string, torch::Tensor> load_tensor_dict(const std::filesyst
   std::map<std::string, torch::Tensor> dict;
   for (auto& [key, tensor] : common::read_state_dict(path)) dict.emplace(key, tensor);
   return dict;
+}
+
+// The parameters named with --load, read as data and checked against the MLP (keys, shapes, dtypes), or
+// nothing when no file was named.
+inline std::optional<common::StateDict> read_mlp_parameters(const std::string& path) {
+  if (path.empty()) return std::nullopt;
+  auto loaded = common::read_state_dict(path);
+  MLP probe;
+  common::load_state_dict(*probe, loaded, path);
+  return loaded;
 }
 
 }  // namespace file_io

@@ -1,98 +1,115 @@
 // Lesson 09: "Archivos de E/S", "Cargando y guardando tensores" and "Cargar y guardar parámetros del
 // modelo" from the notes "Modelos Personalizados en PyTorch".
+// The cells are the notebook's; data/python/09_file_io.py holds the same cells in Python.
 #include <optional>
 
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
 
 #include "common/lesson.h"
+#include "common/print.h"
 #include "common/serialize.h"
 #include "lessons/09_file_io/file_io.h"
 
-int main(int argc, char** argv) {
-  common::LessonApp app("09_file_io", "Archivos de E/S: tensors and model parameters on disk");
+using file_io::MLP;
+
+int main(int argc, char** argv) try {
+  common::Options options("09_file_io", "Archivos de E/S: tensors and model parameters on disk");
   std::string load_path;
-  app.cli()
-      .add_option(
-          "--load", load_path,
-          "load the MLP's parameters from this file (Python's torch.save of a state dict, or a LibTorch "
-          "torch::save archive; read as data, nothing in it is run), print its output on X and write "
-          "it to Y.pt")
+  options.cli()
+      .add_option("--load", load_path,
+                  "after the notebook's cells, load the MLP's parameters from this file (Python's torch.save "
+                  "of a state dict, or a LibTorch archive; read as data, nothing in it is run), print its "
+                  "output on X and write it to Y.pt")
       ->check(CLI::ExistingFile);
-  return app.run(argc, argv, [&](common::Lesson& lesson) {
-    const auto& device = lesson.device();
-    const auto dir = lesson.out_dir();
+  options.parse(argc, argv);
+  torch::manual_seed(options.seed);
+  const torch::Device device = options.device;
+  // A file named in the options is read and checked against the MLP now, so that a bad one is reported
+  // before anything is written and leaves the output folder as it was.
+  const auto loaded = file_io::read_mlp_parameters(load_path);
+  common::Lesson lesson(options);
+  const auto dir = lesson.out_dir();  // the notebook writes into its working folder; we write here
 
-    // A file given with --load is read and checked against the MLP before anything is written, so a bad
-    // file leaves the output folder as it was.
-    std::optional<common::StateDict> loaded;
-    if (!load_path.empty()) {
-      loaded = common::read_state_dict(load_path);
-      file_io::MLP probe;
-      common::load_state_dict(*probe, *loaded, load_path);
-    }
+  // %% Cargando y guardando tensores: torch.save(x, 'x-file')
+  // save_atomically is torch::save, written so that a full disk or a crash leaves no half-written file.
+  auto x = torch::arange(4, device);
+  common::save_atomically(x, dir / "x-file");
 
-    lesson.banner("Cargando y guardando tensores", "A tensor, a list of tensors, a dict of tensors");
-    auto x = torch::arange(4, device);
-    common::save_atomically(x, dir / "x-file");
-    torch::Tensor x2;
-    torch::load(x2, (dir / "x-file").string());
-    lesson.show("x2", "x2 = load(x-file)", x2);
+  // %% Cargando y guardando tensores: x2 = torch.load('x-file')
+  // torch::load reads LibTorch's own archives, and runs the TorchScript they may carry: use it on your
+  // own files only. Files from elsewhere go through common::load_state_dict (the last cell).
+  torch::Tensor x2;
+  torch::load(x2, (dir / "x-file").string());
+  lesson.show("x2", x2);
 
-    auto y = torch::zeros(4, device);
-    common::save_atomically(std::vector<torch::Tensor>{x, y}, dir / "x-files");
-    std::vector<torch::Tensor> xy;
-    torch::load(xy, (dir / "x-files").string());
-    lesson.show("xy_x", "load(x-files)[0]", xy.at(0));
-    lesson.show("xy_y", "load(x-files)[1]", xy.at(1));
+  // %% Cargando y guardando tensores: una lista de tensores
+  auto y = torch::zeros(4, device);
+  common::save_atomically(std::vector<torch::Tensor>{x, y}, dir / "x-files");
+  std::vector<torch::Tensor> x2_y2;
+  torch::load(x2_y2, (dir / "x-files").string());
+  lesson.show("(x2, y2)[0]", x2_y2.at(0));
+  lesson.show("(x2, y2)[1]", x2_y2.at(1));
 
-    file_io::save_tensor_dict({{"x", x}, {"y", y}}, dir / "mydict");
-    auto mydict2 = file_io::load_tensor_dict(dir / "mydict");
-    lesson.show("mydict_x", "load(mydict)[\"x\"]", mydict2.at("x"));
-    lesson.show("mydict_y", "load(mydict)[\"y\"]", mydict2.at("y"));
+  // %% Cargando y guardando tensores: un diccionario
+  // torch::save has no dict overload; file_io::save_tensor_dict writes one entry per key.
+  file_io::save_tensor_dict({{"x", x}, {"y", y}}, dir / "mydict");
+  auto mydict2 = file_io::load_tensor_dict(dir / "mydict");
+  lesson.show("mydict2['x']", mydict2.at("x"));
+  lesson.show("mydict2['y']", mydict2.at("y"));
 
-    // The same three in Python's torch.save format, which torch.load(path, weights_only=True) opens.
-    common::save_for_python(x.cpu(), dir / "x-file.pt");
-    common::save_for_python(c10::List<torch::Tensor>({x.cpu(), y.cpu()}), dir / "x-files.pt");
-    c10::Dict<std::string, torch::Tensor> for_python;
-    for_python.insert("x", x.cpu());
-    for_python.insert("y", y.cpu());
-    common::save_for_python(for_python, dir / "mydict.pt");
-    lesson.say("also written for Python: x-file.pt, x-files.pt, mydict.pt");
+  // %% Cargar y guardar parámetros del modelo: la clase MLP
+  // The class is in file_io.h, as the notebook writes it.
 
-    lesson.banner("Cargar y guardar parámetros del modelo",
-                  "Save the parameters, rebuild the model in code, load");
-    file_io::MLP net;
-    net->to(device);
-    auto X = torch::randn({2, 20}).to(device);
-    auto Y = net(X);
-    lesson.show("Y", "Y = net(X)", Y);
-    // Only parameters are saved: the architecture lives in the code (file_io::MLP). The file is what
-    // Python's torch.save(net.state_dict(), 'mlp.params') writes, so Python opens it too.
-    common::save_state_dict(*net, dir / "mlp.params");
-    common::save_for_python(X.cpu(), dir / "X.pt");
-    lesson.say("saved mlp.params and X.pt (Python opens both with torch.load)");
+  // %% Cargar y guardar parámetros del modelo: net = MLP()
+  MLP net;
+  net->to(device);
+  auto X = torch::randn({2, 20}).to(device);
+  auto Y = net(X);
+  lesson.show("Y", Y);
 
-    file_io::MLP clone;
-    clone->to(device);
-    lesson.show("clone_differs_before_load", "a fresh MLP gives another output before loading",
-                !torch::equal(clone(X), Y));
-    common::load_state_dict(*clone, dir / "mlp.params");
-    clone->eval();
-    auto Y_clone = clone(X);
-    lesson.show("Y_clone_equals_Y", "after loading mlp.params: Y_clone == Y", torch::equal(Y_clone, Y));
+  // %% Cargar y guardar parámetros del modelo: torch.save(net.state_dict(), 'mlp.params')
+  // Only the parameters are saved: the architecture lives in the code. The file is what Python's
+  // torch.save(net.state_dict(), 'mlp.params') writes, so Python opens it too.
+  common::save_state_dict(*net, dir / "mlp.params");
 
-    if (loaded) {
-      lesson.banner("Cargar y guardar parámetros del modelo", "The parameters given with --load");
-      file_io::MLP from_file;
-      common::load_state_dict(*from_file, *loaded, load_path);
-      from_file->to(device);
-      from_file->eval();
-      Y = from_file(X);
-      lesson.say("loaded {} into the MLP", load_path);
-      lesson.show("Y_loaded", "its output on X", Y);
-    }
-    common::save_for_python(Y.detach().cpu(), dir / "Y.pt");
-    lesson.say("Y.pt holds {}", loaded ? "the loaded model's output" : "Y");
-  });
+  // %% Cargar y guardar parámetros del modelo: clone.load_state_dict(...)
+  MLP clone;
+  clone->to(device);
+  lesson.show("a fresh MLP gives another output before loading", !torch::equal(clone(X), Y));
+  common::load_state_dict(*clone, dir / "mlp.params");
+  clone->eval();
+
+  // %% Cargar y guardar parámetros del modelo: Y_clone == Y
+  auto Y_clone = clone(X);
+  lesson.say("Y_clone == Y:\n{}", common::format_tensor(Y_clone == Y));
+  lesson.show("torch.equal(Y_clone, Y)", torch::equal(Y_clone, Y));
+
+  // %% Más allá del cuaderno: archivos para Python (solo C++)
+  // The same values in Python's torch.save format, which torch.load(path, weights_only=True) opens.
+  common::save_for_python(x.cpu(), dir / "x-file.pt");
+  common::save_for_python(c10::List<torch::Tensor>({x.cpu(), y.cpu()}), dir / "x-files.pt");
+  c10::Dict<std::string, torch::Tensor> for_python;
+  for_python.insert("x", x.cpu());
+  for_python.insert("y", y.cpu());
+  common::save_for_python(for_python, dir / "mydict.pt");
+  common::save_for_python(X.cpu(), dir / "X.pt");
+  lesson.say("written for Python: x-file.pt, x-files.pt, mydict.pt, X.pt (and mlp.params)");
+
+  // %% Más allá del cuaderno: parámetros de otro lado con --load (solo C++)
+  if (loaded) {
+    MLP from_file;
+    common::load_state_dict(*from_file, *loaded, load_path);
+    from_file->to(device);
+    from_file->eval();
+    Y = from_file(X);
+    lesson.say("loaded {} into the MLP", load_path);
+    lesson.show("output of the loaded MLP on X", Y);
+  }
+  common::save_for_python(Y.detach().cpu(), dir / "Y.pt");
+  lesson.say("Y.pt holds {}", loaded ? "the loaded model's output" : "Y");
+
+  return lesson.finish();
+} catch (...) {
+  return common::exit_status();
 }

@@ -2,7 +2,6 @@
 // "guardar periódicamente los resultados intermedios (puntos de control)": training that saves
 // checkpoints as it goes, and resumes from the newest one that loads, bit for bit.
 #include <algorithm>
-#include <csignal>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -283,7 +282,6 @@ struct TrainOptions {
   int64_t checkpoint_every = 10;
   int64_t keep = 3;
   fs::path checkpoint_dir;
-  int64_t kill_at_step = -1;  // for tests: SIGKILL itself after this step, as a pulled plug would
 };
 
 // Trains from `progress` to the end, saving a checkpoint every checkpoint_every steps. on_epoch gets the
@@ -341,7 +339,6 @@ inline void train(torch::nn::Sequential& model, torch::optim::SGD& optimizer, co
                         options.settings);
         prune_checkpoints(options.checkpoint_dir, options.keep);
       }
-      if (progress.step == options.kill_at_step) std::raise(SIGKILL);
     }
     if (report.examples > 0) {
       report.loss /= static_cast<double>(report.examples);
