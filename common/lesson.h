@@ -68,17 +68,13 @@ class Options {
 // knows its cell, which is how scripts/companion.sh puts the output under the cell that printed it.
 inline constexpr int kNoLine = 0;
 
-// A format string and the line of the say() call that passes it. Immediate (consteval) where the
-// language has it, so fmt still checks the format against the arguments at compile time.
+// A format string and the line of the say() call that passes it. Immediate (consteval) where fmt's own
+// format strings are (FMT_CONSTEVAL), so fmt still checks the format against the arguments at compile time.
 template <typename... Args>
 struct SaidAt {
   template <typename S, typename = std::enable_if_t<std::is_convertible_v<const S&, fmt::string_view>>>
-#if defined(__cpp_consteval) && FMT_VERSION >= 80000
-  consteval
-#endif
-      SaidAt(const S& text, int at = __builtin_LINE())  // NOLINT(google-explicit-constructor)
-      : format(text), line(at) {
-  }
+  FMT_CONSTEVAL SaidAt(const S& text, int at = __builtin_LINE())  // NOLINT(google-explicit-constructor)
+      : format(text), line(at) {}
   fmt::format_string<Args...> format;
   int line;
 };
