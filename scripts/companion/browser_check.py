@@ -136,7 +136,10 @@ def check_page(browser, path, expected_cells, shots, name):
         browser.screenshot(os.path.join(shots, f"{name}-laptop.png"), full_page=True)
     browser.open(url, PHONE)
     failures += browser.problems()
-    overflow = browser.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    # Wider than the screen, or cut off at its right edge (a table inside a clipping box).
+    overflow = browser.evaluate(
+        "Math.max(document.documentElement.scrollWidth, ...Array.from(document.querySelectorAll("
+        "'table, th, td, h1, h2, .mark')).map(e => Math.ceil(e.getBoundingClientRect().right))) - window.innerWidth")
     if overflow and overflow > 0:
         failures.append(f"wider than a phone's screen by {overflow} px")
     if shots:
@@ -156,7 +159,7 @@ def main():
             with open(bad, "w") as f:
                 f.write('<!doctype html><meta name="viewport" content="width=device-width"><body>'
                         '<section class="cell"></section><img alt="missing" src="missing.png">'
-                        '<div style="width:2000px">wide</div><script>console.error("planted")</script>')
+                        '<div style="width:2000px">wide</div><table style="width:1500px"><tr><td>cut</td></tr></table><script>console.error("planted")</script>')
             caught = check_page(browser, bad, 2, None, "bad")
             needed = ["console error", "image not shown", "shows 1 cells", "wider than"]
             missed = [n for n in needed if not any(n in c for c in caught)]

@@ -63,10 +63,11 @@ a { color: var(--py); }
 .diff code { white-space: pre-wrap; word-break: break-word; }
 figure { margin: 10px 0 0; } figure img { max-width: 100%; height: auto; border: 1px solid var(--line);
   border-radius: 6px; background: #fff; }
-table.lessons { width: 100%; border-collapse: collapse; background: var(--paper); border: 1px solid var(--line);
+table.lessons { width: 100%; table-layout: fixed; border-collapse: collapse; background: var(--paper); border: 1px solid var(--line);
   border-radius: 10px; overflow: hidden; }
 table.lessons th, table.lessons td { text-align: left; padding: 10px 12px; border-bottom: 1px solid var(--line);
-  vertical-align: top; }
+  vertical-align: top; overflow-wrap: anywhere; }
+table.lessons th:first-child { width: 32%; } table.lessons th:last-child { width: 5.5em; }
 .status.pass { color: var(--ok); font-weight: 600; } .status.fail { color: var(--bad); font-weight: 600; }
 footer { color: var(--muted); font-size: .85rem; padding: 24px 20px 40px; }
 @media (max-width: 900px) {
