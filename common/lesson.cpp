@@ -60,11 +60,11 @@ void Options::parse(int argc, char** argv) {
   device = parse_device(device_text_);
 }
 
-Lesson::Lesson(const Options& options) : out_dir_(options.out_dir) {
+Lesson::Lesson(const Options& options) : out_dir_(options.out_dir), prefix_(options.line_prefix) {
   std::error_code ec;
   out_dir_is_new_ = !std::filesystem::exists(std::filesystem::symlink_status(out_dir_, ec));
   ensure_writable_dir(out_dir_);
-  fmt::print("{}: device {}, seed {}, output in {}\n", options.name, device_name(options.device),
+  fmt::print("{}{}: device {}, seed {}, output in {}\n", prefix_, options.name, device_name(options.device),
              options.seed, out_dir_.string());
 }
 
@@ -79,7 +79,7 @@ Lesson::~Lesson() {
 }
 
 void Lesson::print_line(const std::string& text, int line) {
-  fmt::print("{}\n", text);
+  fmt::print("{}{}\n", prefix_, text);
   output_.push_back({{"line", line}, {"text", text}});
 }
 
@@ -87,7 +87,7 @@ void Lesson::record(const std::string& label, nlohmann::ordered_json value, cons
                     int line) {
   if (values_.contains(label)) throw std::logic_error(fmt::format("'{}' recorded twice", label));
   values_[label] = std::move(value);
-  fmt::print("{}: {}\n", label, shown);
+  fmt::print("{}{}: {}\n", prefix_, label, shown);
   output_.push_back({{"line", line}, {"text", label + ": " + shown}, {"label", label}});
 }
 

@@ -58,6 +58,8 @@ class Options {
   int64_t seed = 0;
   torch::Device device{torch::kCPU};
   std::filesystem::path out_dir;
+  // Put before every line the lesson prints (lesson 13's "[rank k] "), set before the Lesson is made.
+  std::string line_prefix;
 
  private:
   std::string device_text_ = "auto";
@@ -126,6 +128,7 @@ class Lesson {
   void record(const std::string& label, nlohmann::ordered_json value, const std::string& shown, int line);
 
   std::filesystem::path out_dir_;
+  std::string prefix_;
   bool out_dir_is_new_ = false;
   bool finished_ = false;
   nlohmann::ordered_json values_ = nlohmann::ordered_json::object();

@@ -9,6 +9,7 @@ packages=(
   libtorch-dev          # LibTorch 1.13 (CPU), found by find_package(Torch)
   libopenblas0-openmp   # LibTorch then multiplies through OpenBLAS, not the reference BLAS: 18x at n = 1024
   libfmt-dev libcli11-dev nlohmann-json3-dev libgtest-dev libdeflate-dev libbenchmark-dev
+  libgloo-dev           # the headers of the Gloo that LibTorch's c10d uses (lesson 13)
   python3 python3-torch # the reference implementation for the parity and interop tests
   python3-setuptools    # torch.utils.benchmark (scripts/bench-vs-python) imports it
   python3-matplotlib    # lesson 07's Python twin draws the weight histograms

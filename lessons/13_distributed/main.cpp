@@ -1,0 +1,144 @@
+// Lesson 13: the step past one machine. The notes end on GPUs "para lograr resultados con aceleraciones
+// espectaculares"; when one device or one machine is not enough, PyTorch trains data-parallel across
+// processes. This is that, with LibTorch's own c10d: a TCPStore to meet, ProcessGroupGloo to talk.
+//   build/bin/13_distributed --world-size 2     starts 2 ranks on this machine, as torchrun does
+//   build/bin/13_distributed --rank 1 --world-size 2 --master-addr HOST --master-port PORT   one rank by hand
+#include <chrono>
+#include <cstdio>
+
+#include <torch/torch.h>
+#include <CLI/CLI.hpp>
+
+#include "common/lesson.h"
+#include "common/print.h"
+#include "common/serialize.h"
+#include "common/training.h"
+#include "lessons/13_distributed/distributed.h"
+
+int main(int argc, char** argv) try {
+  common::Options options("13_distributed", "Data-parallel training across processes with c10d and Gloo");
+  distributed::Settings settings;
+  int world_size = 2;
+  int rank = -1;
+  std::string master_addr = "127.0.0.1";
+  int master_port = 0;
+  double timeout_s = 20;
+  bool resume = false;
+  auto& cli = options.cli();
+  cli.add_option("--world-size", world_size, "number of ranks (processes)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, distributed::kMaxWorldSize));
+  cli.add_option("--rank", rank, "run one rank of a group started by hand (default: start them all here)")
+      ->check(CLI::Range(0, distributed::kMaxWorldSize - 1));
+  cli.add_option("--master-addr", master_addr, "where rank 0 listens (torchrun's MASTER_ADDR)")
+      ->capture_default_str();
+  cli.add_option("--master-port", master_port,
+                 "its port (MASTER_PORT; default: a free one, when all ranks start here)")
+      ->check(CLI::Range(1, 65535));
+  cli.add_option("--epochs", settings.epochs, "epochs to train")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
+  cli.add_option("--batch-size", settings.batch_size, "global batch, split evenly over the ranks")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  cli.add_option("--examples", settings.examples, "size of the synthetic dataset")
+      ->capture_default_str()
+      ->check(CLI::Range(16, 10000000));
+  cli.add_option("--lr", settings.lr, "learning rate of SGD")
+      ->capture_default_str()
+      ->check(CLI::Range(1e-6, 10.0));
+  cli.add_option("--timeout", timeout_s, "seconds a rank waits for the others before it gives up")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 3600.0));
+  cli.add_flag("--resume", resume, "continue from rank 0's newest checkpoint in --out-dir");
+  options.parse(argc, argv);
+  settings.seed = options.seed;
+  distributed::check_settings(settings, world_size, rank, master_port, options);
+  const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+  if (rank < 0)
+    return distributed::start_all_ranks(options, settings, world_size, master_addr, master_port, timeout,
+                                        resume);
+
+  options.line_prefix = fmt::format("[rank {}] ", rank);
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // whole lines, so that the ranks' lines do not mix
+  if (rank > 0) options.out_dir /= fmt::format("rank-{}", rank);  // rank 0 writes the lesson's files
+  common::Lesson lesson(options);
+
+  // %% Distribuido: qué es un grupo de procesos (solo C++)
+  // Every rank runs this same program. They meet through a key-value store hosted by rank 0, then open
+  // connections to one another: the process group, through which collectives (allreduce, broadcast) run.
+  auto group = distributed::join(rank, world_size, master_addr, static_cast<uint16_t>(master_port), timeout);
+  lesson.say("joined a {} group of {} ranks through the store at {}:{}", group.pg->getBackendName(),
+             world_size, master_addr, master_port);
+
+  // %% Distribuido: rango y tamaño del mundo (solo C++)
+  lesson.show("rank", group.rank);
+  lesson.show("world size", group.world_size);
+
+  // %% Distribuido: allreduce de un tensor pequeño (solo C++)
+  // Each rank brings [k + 1, 10 (k + 1)]; after the allreduce every rank holds the sum over all ranks.
+  auto mine = torch::tensor({1.0F, 10.0F}) * static_cast<float>(rank + 1);
+  lesson.say("before the allreduce: {}", common::format_tensor(mine));
+  lesson.show("allreduce(SUM) of [k + 1, 10 (k + 1)]", distributed::allreduce(group, mine));
+
+  // %% Distribuido: los parámetros iniciales de rank 0 para todos (solo C++)
+  // Each rank initialises its own copy (seeded differently here, to see it); DistributedDataParallel then
+  // broadcasts rank 0's, so that every rank starts from the same point.
+  torch::manual_seed(static_cast<uint64_t>(options.seed) + static_cast<uint64_t>(rank));
+  auto model = common::make_mlp();
+  auto optimizer = common::make_optimizer(model, settings.lr);
+  lesson.show("parameters equal on every rank before the broadcast",
+              distributed::parameters_equal_everywhere(group, *model));
+  distributed::broadcast_parameters(group, *model);
+  lesson.show("parameters equal on every rank after it",
+              distributed::parameters_equal_everywhere(group, *model));
+
+  // %% Distribuido: entrenar con gradientes promediados (solo C++)
+  // Each step: this rank's shard of the global batch, backward, gradients averaged over the ranks, step.
+  const auto data = common::make_dataset(settings.examples, static_cast<uint64_t>(options.seed));
+  const auto checkpoint_dir = options.out_dir / "checkpoints";
+  int64_t epochs_done = 0;
+  if (resume) {
+    if (rank == 0) epochs_done = distributed::load_newest(checkpoint_dir, *model, optimizer, settings);
+    distributed::broadcast_parameters(group, *model);
+    epochs_done = distributed::broadcast_optimizer_state(group, *model, optimizer, epochs_done);
+    lesson.say("resumed from rank 0's checkpoint after epoch {}", epochs_done);
+  }
+  std::vector<double> losses;
+  double examples_per_second = 0;
+  try {
+    for (int64_t epoch = epochs_done; epoch < settings.epochs; ++epoch) {
+      const auto started = std::chrono::steady_clock::now();
+      const auto result = distributed::train_epoch(group, model, optimizer, data, settings, epoch);
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      examples_per_second = static_cast<double>(result.examples) / std::max(seconds, 1e-9);
+      const bool equal = distributed::parameters_equal_everywhere(group, *model);
+      lesson.say(
+          "Epoch [{}/{}], Loss: {:.4f}, Accuracy: {:.3f}, {:.0f} examples/s, parameters equal on every rank: "
+          "{}",
+          epoch + 1, settings.epochs, result.loss, result.accuracy, examples_per_second, equal);
+      if (!equal)
+        throw std::runtime_error(
+            fmt::format("rank {}: the ranks' parameters differ after epoch {}", rank, epoch + 1));
+      losses.push_back(result.loss);
+      if (rank == 0) distributed::save_checkpoint(checkpoint_dir, *model, optimizer, epoch + 1, settings);
+      // No rank runs ahead of the checkpoint it may resume from.
+      distributed::all_agree(group, true);
+    }
+  } catch (const std::exception& e) {
+    throw std::runtime_error(distributed::explain_failure(group, e));
+  }
+  lesson.show("loss per epoch", losses);
+  lesson.show("examples per second, last epoch", examples_per_second);
+
+  // %% Distribuido: los parámetros finales (solo C++)
+  // Rank 0 writes them, in Python's torch.save format, through the same checked writer as lesson 11.
+  if (rank == 0) common::save_state_dict(*model, options.out_dir / "final.params");
+  lesson.show("parameters equal on every rank at the end",
+              distributed::parameters_equal_everywhere(group, *model));
+
+  return lesson.finish();
+} catch (...) {
+  return common::exit_status();
+}
