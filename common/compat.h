@@ -40,4 +40,15 @@ inline void set_sgd_momentum_buffer(torch::optim::SGD& optimizer, const torch::T
   state[optimizer_state_key(state, parameter)] = std::move(param_state);
 }
 
+// LibTorch 2.x's TCPStore serves through libuv by default (TCPStoreOptions::useLibUV, absent in 1.13), and
+// Debian 13's LibTorch 2.6 is built without libuv: the store would refuse to start. The classic server
+// works everywhere, so it is asked for where the option exists.
+template <typename StoreOptions>
+auto use_classic_tcp_store(StoreOptions& options, int /*prefer*/)
+    -> decltype(options.useLibUV = false, void()) {
+  options.useLibUV = false;
+}
+template <typename StoreOptions>
+void use_classic_tcp_store(StoreOptions& /*options*/, long /*fallback*/) {}
+
 }  // namespace common

@@ -49,19 +49,27 @@ std::vector<torch::Tensor> train_in_threads(int world_size, bool average) {
   s.batch_size = 32;
   s.epochs = 1;
   std::vector<torch::Tensor> finals(static_cast<size_t>(world_size));
+  std::vector<std::string> errors(static_cast<size_t>(world_size));
   std::vector<std::thread> ranks;
   for (int rank = 0; rank < world_size; ++rank) {
     ranks.emplace_back([&, rank] {
-      auto group = distributed::join(rank, world_size, "127.0.0.1", port, std::chrono::seconds(20));
-      auto model = common::make_mlp();
-      auto optimizer = common::make_optimizer(model, s.lr);
-      distributed::broadcast_parameters(group, *model);
-      const auto data = common::make_dataset(s.examples, 0);
-      distributed::train_epoch(group, model, optimizer, data, s, 0, average);
-      finals[static_cast<size_t>(rank)] = distributed::flat(model->parameters()).detach().clone();
+      try {
+        auto group = distributed::join(rank, world_size, "127.0.0.1", port, std::chrono::seconds(20));
+        auto model = common::make_mlp();
+        auto optimizer = common::make_optimizer(model, s.lr);
+        distributed::broadcast_parameters(group, *model);
+        const auto data = common::make_dataset(s.examples, 0);
+        distributed::train_epoch(group, model, optimizer, data, s, 0, average);
+        finals[static_cast<size_t>(rank)] = distributed::flat(model->parameters()).detach().clone();
+      } catch (const std::exception& e) {
+        errors[static_cast<size_t>(rank)] = e.what();
+      }
     });
   }
   for (auto& t : ranks) t.join();
+  for (const auto& e : errors) {
+    if (!e.empty()) throw std::runtime_error(e);
+  }
   return finals;
 }
 

@@ -68,6 +68,7 @@ inline Group join(int rank, int world_size, const std::string& addr, uint16_t po
   store_options.numWorkers = world_size;
   store_options.waitWorkers = true;
   store_options.timeout = timeout;
+  common::use_classic_tcp_store(store_options, 0);
   Group g;
   g.rank = rank;
   g.world_size = world_size;
@@ -75,9 +76,8 @@ inline Group join(int rank, int world_size, const std::string& addr, uint16_t po
     g.store = c10::make_intrusive<c10d::TCPStore>(addr, store_options);
   } catch (const std::exception& e) {
     throw std::runtime_error(
-        fmt::format("rank {}: cannot {} the store at {}:{} ({}); pass --master-port with a free "
-                    "port",
-                    rank, rank == 0 ? "open" : "reach", addr, port, common::one_line_message(e)));
+        fmt::format("rank {}: cannot {} the store at {}:{} ({}); is the port free, and rank 0 running?", rank,
+                    rank == 0 ? "open" : "reach", addr, port, common::one_line_message(e)));
   }
   auto options = c10d::ProcessGroupGloo::Options::create(timeout);
   const bool loopback = addr == "127.0.0.1" || addr == "localhost";
@@ -495,6 +495,22 @@ inline int start_all_ranks(const common::Options& options, const Settings& s, in
         fmt::format("port {} on 127.0.0.1 is in use; pass another --master-port, or none to take a free one",
                     master_port));
   }
+  // The output folder is checked here, once, before any rank starts; a failed run leaves no new folder.
+  std::error_code ec;
+  const bool out_dir_is_new = !fs::exists(fs::symlink_status(options.out_dir, ec));
+  common::ensure_writable_dir(options.out_dir);
+  struct RemoveIfFailed {
+    const fs::path& dir;
+    bool remove;
+    ~RemoveIfFailed() {
+      if (remove) {
+        try {
+          common::remove_empty_folders(dir);
+        } catch (...) {  // NOLINT(bugprone-empty-catch): nothing more to report on the way out
+        }
+      }
+    }
+  } cleanup{options.out_dir, out_dir_is_new};
   if (resume && newest_checkpoint(options.out_dir / "checkpoints").empty())
     throw std::runtime_error(
         fmt::format("--resume: no checkpoint in {}; run without --resume to start training",
@@ -529,6 +545,7 @@ inline int start_all_ranks(const common::Options& options, const Settings& s, in
       failed.push_back(fmt::format("rank {} stopped with status {}", e.rank, e.exit_code));
   }
   if (failed.empty()) {
+    cleanup.remove = false;
     fmt::print("13_distributed: all {} ranks finished\n", world_size);
     return 0;
   }
