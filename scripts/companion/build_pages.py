@@ -47,6 +47,7 @@ a { color: var(--py); }
 .cell-head { display: flex; flex-wrap: wrap; gap: 8px 14px; align-items: baseline; margin-bottom: 10px; }
 .cell-head .n { color: var(--muted); font-variant-numeric: tabular-nums; }
 .pair { display: grid; grid-template-columns: 1fr 1fr; gap: 14px; }
+.pair.single { grid-template-columns: 1fr; }
 .side { min-width: 0; }
 .lang { font-size: .8rem; font-weight: 600; letter-spacing: .04em; text-transform: uppercase; margin-bottom: 4px; }
 .lang.py { color: var(--py); } .lang.cpp { color: var(--cpp); }
@@ -111,17 +112,19 @@ def png_figure(fig):
 
 def charts(name, values):
     """Pictures drawn from a C++ lesson's own values, where a reader would rather look than read."""
-    if name.startswith("11_") and "loss per epoch" in values:
-        losses, accuracies = values["loss per epoch"], values["accuracy per epoch"]
+    if "loss per epoch" in values:
+        losses = values["loss per epoch"]
         epochs = range(1, len(losses) + 1)
         fig, ax = plt.subplots(figsize=(7, 2.8))
         ax.plot(epochs, losses, "o-", color="#8a4fb3", label="loss")
+        ax.set_xticks(list(epochs))
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
-        ax2 = ax.twinx()
-        ax2.plot(epochs, accuracies, "s--", color="#1b7f3b", label="accuracy")
-        ax2.set_ylabel("accuracy")
-        ax.set_title("Loss y accuracy por época")
+        if "accuracy per epoch" in values:
+            ax2 = ax.twinx()
+            ax2.plot(epochs, values["accuracy per epoch"], "s--", color="#1b7f3b", label="accuracy")
+            ax2.set_ylabel("accuracy")
+        ax.set_title("Loss y accuracy por época" if "accuracy per epoch" in values else "Loss por época")
         fig.tight_layout()
         return {"loss per epoch": png_figure(fig)}
     if name.startswith("10_") and "GPU GFLOP/s" in values:
@@ -200,7 +203,7 @@ def build_lesson(name, main, twin, bin_dir, work, seed):
                 if problem:
                     differences.append(f"{label}{problem}")
         if py_cell is None:
-            mark = '<span class="mark plain">solo C++</span>'
+            mark = '<span class="mark plain">solo C++: el cuaderno no tiene esta celda</span>'
         elif differences:
             mark = f'<span class="mark differ">&#8800; {len(differences)} diferencia(s)</span>'
             differ_total += len(differences)
@@ -229,16 +232,17 @@ def build_lesson(name, main, twin, bin_dir, work, seed):
                                  for png in py_cell["figures"])
                        + "</div>")
         else:
-            py_side = ('<div class="side"><div class="lang py">Python</div><p class="none">El cuaderno no tiene '
-                       'esta celda: es una extensión en C++ de la clase.</p></div>')
+            py_side = ""  # the notebook has no such cell: the C++ takes the whole width
         diff_html = "".join(f'<p class="diff"><code>{html.escape(d)}</code></p>' for d in differences)
         link = f'{NOTEBOOK}#{html.escape(anchor(cell.title))}'
+        section_link = (f'<a href="{link}" title="La sección del cuaderno">sección &laquo;'
+                        f'{html.escape(section_of(cell.title))}&raquo; en el cuaderno</a>'
+                        if py_cell is not None and not section_of(cell.title).startswith("Más allá") else "")
         parts.append(
             f'<section class="cell" id="cell-{number}" data-title="{html.escape(cell.title)}">'
             f'<div class="cell-head"><span class="n">[{number}]</span><h2>{html.escape(cell.title)}</h2>'
-            f'{mark}<a href="{link}" title="La sección del cuaderno">sección &laquo;{html.escape(section_of(cell.title))}'
-            f'&raquo; en el cuaderno</a></div>'
-            f'<div class="pair">{py_side}{cpp_side}</div>{diff_html}</section>')
+            f'{mark}{section_link}</div>'
+            f'<div class="pair{"" if py_side else " single"}">{py_side}{cpp_side}</div>{diff_html}</section>')
     missing_py = [t for t in py_titles if t not in [c.title for c in cells]]
     ok = cpp_run.returncode == 0 and py_ok and differ_total == 0 and not missing_py
     sections = [s for s in dict.fromkeys(section_of(c.title) for c in cells) if s != "Más allá del cuaderno"]
