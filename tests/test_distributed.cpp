@@ -51,6 +51,7 @@ std::vector<torch::Tensor> train_in_threads(int world_size, bool average) {
   std::vector<torch::Tensor> finals(static_cast<size_t>(world_size));
   std::vector<std::string> errors(static_cast<size_t>(world_size));
   std::vector<std::thread> ranks;
+  ranks.reserve(static_cast<size_t>(world_size));
   for (int rank = 0; rank < world_size; ++rank) {
     ranks.emplace_back([&, rank] {
       try {
@@ -150,6 +151,7 @@ KillResult kill_rank_one_after_first_epoch(const std::vector<std::string>& args,
   posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                    0644);
   std::vector<char*> cargv;
+  cargv.reserve(args.size() + 1);
   for (const auto& a : args) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
   pid_t launcher = 0;

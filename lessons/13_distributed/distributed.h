@@ -367,10 +367,8 @@ inline int64_t load_newest(const fs::path& dir, torch::nn::Module& model, torch:
 inline std::string explain_failure(const Group& g, const std::exception& e) {
   const auto lost = lost_ranks(g, std::chrono::seconds(2));
   if (lost.empty()) return fmt::format("rank {}: {}", g.rank, common::one_line_message(e));
-  std::vector<std::string> names;
-  for (const int r : lost) names.push_back(std::to_string(r));
   return fmt::format("rank {}: lost rank {} (its process is gone), stopping: {}", g.rank,
-                     fmt::join(names, ", "), common::one_line_message(e));
+                     fmt::join(lost, ", "), common::one_line_message(e));
 }
 
 // The options that must hold before any rank starts: one clear error instead of ranks failing one by one.
@@ -443,6 +441,7 @@ inline std::vector<RankExit> launch(const std::string& self, std::vector<std::st
     argv.insert(argv.end(), args.begin(), args.end());
     argv.insert(argv.end(), {"--rank", std::to_string(rank)});
     std::vector<char*> cargv;
+    cargv.reserve(argv.size() + 1);
     for (auto& a : argv) cargv.push_back(a.data());
     cargv.push_back(nullptr);
     pid_t pid = 0;
