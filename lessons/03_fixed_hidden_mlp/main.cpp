@@ -8,9 +8,6 @@
 #include "common/print.h"
 #include "lessons/03_fixed_hidden_mlp/fixed_hidden_mlp.h"
 
-using fixed_hidden_mlp::FixedHiddenMLP;
-using fixed_hidden_mlp::NestMLP;
-
 int main(int argc, char** argv) try {
   common::Options options("03_fixed_hidden_mlp",
                           "Code in forward: a constant weight, a reused layer, a loop");
@@ -23,6 +20,7 @@ int main(int argc, char** argv) try {
   // %% Ejecutando código en la función de propagación directa: la clase FixedHiddenMLP
   // The class is in fixed_hidden_mlp.h, with the notebook's forward: the constant rand_weight, the
   // same linear layer twice, and the loop `while (X.abs().sum().item<float>() > 1) X /= 2;`.
+  using fixed_hidden_mlp::FixedHiddenMLP;
 
   // %% Ejecutando código en la función de propagación directa: net = FixedHiddenMLP()
   FixedHiddenMLP net;
@@ -45,6 +43,7 @@ int main(int argc, char** argv) try {
 
   // %% Ejecutando código en la función de propagación directa: NestMLP y chimera
   // NestMLP is in fixed_hidden_mlp.h. The three blocks are built first, in the notebook's order.
+  using fixed_hidden_mlp::NestMLP;
   NestMLP nest;
   torch::nn::Linear middle(16, 20);
   FixedHiddenMLP fixed;

@@ -11,8 +11,6 @@
 #include "common/serialize.h"
 #include "lessons/09_file_io/file_io.h"
 
-using file_io::MLP;
-
 int main(int argc, char** argv) try {
   common::Options options("09_file_io", "Archivos de E/S: tensors and model parameters on disk");
   std::string load_path;
@@ -60,6 +58,7 @@ int main(int argc, char** argv) try {
 
   // %% Cargar y guardar parámetros del modelo: la clase MLP
   // The class is in file_io.h, as the notebook writes it.
+  using file_io::MLP;
 
   // %% Cargar y guardar parámetros del modelo: net = MLP()
   MLP net;

@@ -56,6 +56,7 @@ a { color: var(--py); }
 .code { border: 1px solid var(--line); background: #fbfbfd; }
 .out { background: #20242c; color: #e8eaee; white-space: pre; margin-top: 6px; }
 .out.error { background: #3a1717; }
+.from { font-size: .8rem; color: var(--muted); padding: 6px 12px 0; border-top: 1px dashed var(--line); }
 .none { color: var(--muted); font-style: italic; padding: 10px 0; }
 .mark { font-size: .85rem; border-radius: 999px; padding: 2px 10px; white-space: nowrap; }
 .mark.equal { background: #e3f4e8; color: var(--ok); } .mark.differ { background: #fbe6e4; color: var(--bad); }
@@ -141,6 +142,28 @@ def charts(name, values):
     return {}
 
 
+def header_classes(lesson_dir, source):
+    """The classes a C++ cell names with `using ns::Name;`, as the lesson's header defines them: the C++ twin
+    of a notebook cell that defines a class."""
+    found = []
+    headers = [os.path.join(lesson_dir, f) for f in sorted(os.listdir(lesson_dir)) if f.endswith(".h")]
+    for name in re.findall(r"using\s+\w+::(\w+);", source):
+        for header in headers:
+            with open(header, encoding="utf-8") as f:
+                lines = f.read().split("\n")
+            start = next((i for i, l in enumerate(lines) if re.match(rf"class {name}Impl\b", l)), None)
+            if start is None:
+                continue
+            end = next((i for i in range(start, len(lines)) if lines[i].startswith(f"TORCH_MODULE({name})")), None)
+            if end is None:
+                continue
+            while start > 0 and lines[start - 1].startswith("//"):
+                start -= 1
+            found.append((os.path.basename(header), "\n".join(lines[start:end + 1])))
+            break
+    return found
+
+
 def cpp_output_by_cell(cells, output):
     """Each printed line goes to the cell whose lines hold the call that printed it."""
     by_cell = [[] for _ in cells]
@@ -213,6 +236,9 @@ def build_lesson(name, main, twin, bin_dir, work, seed):
         else:
             mark = '<span class="mark plain">sin valores que comparar</span>'
         cpp_code = highlight(cell.source, CppLexer(), HtmlFormatter(nowrap=False))
+        for header, text in header_classes(os.path.dirname(main), cell.source):
+            cpp_code += (f'<div class="from">{html.escape(header)}:</div>'
+                         + highlight(text, CppLexer(), HtmlFormatter()))
         cpp_text = "\n".join(e["text"] for e in printed)
         cpp_side = (f'<div class="side"><div class="lang cpp">C++ &middot; main.cpp, línea {cell.first_line}</div>'
                     f'<div class="code">{cpp_code}</div>'
