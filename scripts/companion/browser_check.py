@@ -33,7 +33,7 @@ class Browser:
             raise SystemExit("error: no chromium found; run scripts/install-deps.sh companion")
         args = [exe, "--headless=new", "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
                 f"--user-data-dir={self.profile}", "--no-first-run", "--disable-gpu", "--hide-scrollbars",
-                "--allow-file-access-from-files", "about:blank"]
+                "--allow-file-access-from-files", "--remote-allow-origins=*", "about:blank"]
         if os.geteuid() == 0:
             args.insert(1, "--no-sandbox")  # Chromium refuses to run as root with its sandbox
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -46,7 +46,8 @@ class Browser:
         self.port = open(port_file).read().split()[0]
         targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{self.port}/json/list"))
         page = next(t for t in targets if t["type"] == "page")
-        self.ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=60)
+        # Chromium refuses a DevTools connection that announces an origin it was not told to allow.
+        self.ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=60, suppress_origin=True)
         self.next_id = 0
         self.events = []
         for domain in ("Page", "Runtime", "Log", "Network"):
