@@ -66,3 +66,10 @@ clone.eval()
 Y_clone = clone(X)
 print(Y_clone == Y)
 show("torch.equal(Y_clone, Y)", torch.equal(Y_clone, Y))
+
+# %% Más allá del cuaderno: archivos para Python (solo C++)
+# Only the C++ lesson has this cell: it writes x, [x, y], {'x': x, 'y': y} and X in torch.save's format,
+# which Python already writes above, for torch.load(path, weights_only=True) to open.
+
+# %% Más allá del cuaderno: parámetros de otro lado con --load (solo C++)
+# Only the C++ lesson has this cell: it loads the MLP's parameters from a file named with --load, as data.

@@ -1,8 +1,9 @@
 """The cells of a lesson: `// %% <title>` markers in lessons/NN_name/main.cpp and `# %% <title>` markers
 in its Python twin data/python/NN_name.py (the percent format that Jupytext, VS Code and Spyder read).
 
-A C++ cell the notebook does not have says so with "(solo C++)" at the end of its title; every other
-cell exists in both files, with the same title, in the same order.
+Both files have the same cells, with the same titles, in the same order. A cell the notebook does not have
+and Python need not run says so with "(solo C++)" at the end of its title; in the Python twin such a cell
+holds only comments, saying what the C++ cell does. A lesson with no twin has only "(solo C++)" cells.
 
 usage: cells.py --check ROOT   checks every lesson's two cell lists; exit status 0 when they match
 """
@@ -71,8 +72,9 @@ def lessons(root):
     return found
 
 
-def problems(cpp_titles, py_titles):
-    """What keeps the two cell lists from matching (an empty list when they match)."""
+def problems(cpp_titles, py_titles, py_code_in_cpp_only=()):
+    """What keeps the two cell lists from matching (an empty list when they match). py_code_in_cpp_only: the
+    titles of "(solo C++)" cells of the twin that hold code, not only comments."""
     found = []
     if not cpp_titles:
         found.append("main.cpp has no // %% cells")
@@ -87,13 +89,11 @@ def problems(cpp_titles, py_titles):
             if not t.endswith(CPP_ONLY):
                 found.append(f"no Python twin, yet the C++ cell {t!r} does not say {CPP_ONLY}")
         return found
-    for t in py_titles:
-        if t.endswith(CPP_ONLY):
-            found.append(f"the Python cell {t!r} says {CPP_ONLY}")
-    shared = [t for t in cpp_titles if not t.endswith(CPP_ONLY)]
-    if shared != py_titles:
-        for i in range(max(len(shared), len(py_titles))):
-            c = shared[i] if i < len(shared) else "(none)"
+    for t in py_code_in_cpp_only:
+        found.append(f"the Python cell {t!r} says {CPP_ONLY} but holds code")
+    if cpp_titles != py_titles:
+        for i in range(max(len(cpp_titles), len(py_titles))):
+            c = cpp_titles[i] if i < len(cpp_titles) else "(none)"
             p = py_titles[i] if i < len(py_titles) else "(none)"
             if c != p:
                 found.append(f"cell {i + 1}: C++ {c!r}, Python {p!r}")
@@ -105,8 +105,11 @@ def check(root):
     failures = 0
     for name, main, twin in lessons(root):
         cpp_titles = [c.title for c in cpp_cells(main)]
-        py_titles = [c.title for c in py_cells(twin)] if twin else None
-        found = problems(cpp_titles, py_titles)
+        twin_cells = py_cells(twin) if twin else []
+        py_titles = [c.title for c in twin_cells] if twin else None
+        code_in_cpp_only = [c.title for c in twin_cells if c.title.endswith(CPP_ONLY) and any(
+            line.strip() and not line.strip().startswith("#") for line in c.source.splitlines())]
+        found = problems(cpp_titles, py_titles, code_in_cpp_only)
         # The check must be able to fail: the same lists with two cells swapped (or a C++-only title made
         # plain) must not pass.
         mutated_py = list(reversed(py_titles)) if py_titles and len(set(py_titles)) > 1 else None
