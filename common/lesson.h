@@ -66,9 +66,15 @@ class Options {
   std::unique_ptr<CLI::App> cli_;
 };
 
-// The source line a call was written on, taken where the call is written. The output of each line then
-// knows its cell, which is how scripts/companion.sh puts the output under the cell that printed it.
-inline constexpr int kNoLine = 0;
+// show() and say() take the source line of their call (__builtin_LINE() as a default argument, evaluated
+// where the call is written): each printed line then knows its cell, which is how scripts/companion.sh
+// puts the output under the cell that printed it.
+
+// std::type_identity (C++20), so that say()'s arguments alone decide Args. fmt 11 no longer exports its own.
+template <typename T>
+struct TypeIdentity {
+  using type = T;
+};
 
 // A format string and the line of the say() call that passes it. Immediate (consteval) where fmt's own
 // format strings are (FMT_CONSTEVAL), so fmt still checks the format against the arguments at compile time.
@@ -79,10 +85,6 @@ struct SaidAt {
       : format(text), line(at) {}
   fmt::format_string<Args...> format;
   int line;
-};
-template <typename T>
-struct TypeIdentity {
-  using type = T;
 };
 
 // The running lesson: prints what the cells show, records it for values.json, and writes values.json

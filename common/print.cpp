@@ -74,11 +74,6 @@ nlohmann::ordered_json tensor_record(const torch::Tensor& t) {
   return record;
 }
 
-std::string format_banner(const std::string& title_es, const std::string& subtitle_en) {
-  const std::string rule(72, '=');
-  return fmt::format("\n{}\n  {}\n  ({})\n{}", rule, title_es, subtitle_en, rule);
-}
-
 }  // namespace common
 
 namespace common {

@@ -1,6 +1,5 @@
 #pragma once
-// Printing that reads beside the notes: section banners with the notebook's Spanish titles, shapes in
-// Python's list form, and tensors short enough to read.
+// Printing that reads beside the notes: shapes in Python's list form, and tensors short enough to read.
 #include <string>
 #include <vector>
 
@@ -22,9 +21,6 @@ std::string format_tensor(const torch::Tensor& t);
 // The record of a tensor for values.json: {"shape", "dtype", "values"} in full, or
 // {"shape", "dtype", "sum", "norm", "first"} past kFullTensorLimit. data/python/parity.py mirrors it.
 nlohmann::ordered_json tensor_record(const torch::Tensor& t);
-
-// A banner that opens a notebook section: its Spanish title and an English subtitle.
-std::string format_banner(const std::string& title_es, const std::string& subtitle_en);
 
 }  // namespace common
 

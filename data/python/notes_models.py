@@ -2,26 +2,24 @@
 class is written once, in its cell. Used by the benchmark (scripts/bench/bench_python.py) and by the
 scripts that make and check reference files (make_reference.py, check_interop.py)."""
 import os
-import re
+import sys
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-_MARKER = re.compile(r"^# %% (.+?)[ \t]*$", re.M)
+sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts", "companion"))
+from cells import py_cells  # noqa: E402  (the one reader of # %% cells)
 
 
 def _define(twin, title):
     """Runs the twin's cell with this title (a class definition) and returns what it defines."""
-    with open(os.path.join(HERE, twin), encoding="utf-8") as f:
-        text = f.read()
-    markers = list(_MARKER.finditer(text))
-    for i, m in enumerate(markers):
-        if m.group(1) == title:
-            end = markers[i + 1].start() if i + 1 < len(markers) else len(text)
+    path = os.path.join(HERE, twin)
+    for cell in py_cells(path):
+        if cell.title == title:
             namespace = {"torch": torch, "nn": nn, "F": F}
-            exec(compile(text[m.end():end], os.path.join(HERE, twin), "exec"), namespace)
+            exec(compile("\n" * cell.first_line + cell.source, path, "exec"), namespace)
             return namespace
     raise LookupError(f"{twin} has no cell {title!r}")
 

@@ -396,33 +396,43 @@ inline void check_settings(const Settings& s, int world_size, int rank, int mast
 
 // ---- The launcher: starts the ranks on this machine, as torchrun does.
 
-// A port nobody listens on right now, on 127.0.0.1 (the kernel picks it).
-inline uint16_t free_port() {
+// A TCP socket bound to 127.0.0.1:port (0: a port the kernel picks), or -1 with errno set.
+inline int bind_loopback(uint16_t port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) throw std::runtime_error(fmt::format("cannot open a socket: {}", std::strerror(errno)));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof addr;
-  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
-  ::close(fd);
-  if (!ok) throw std::runtime_error(fmt::format("cannot find a free port: {}", std::strerror(errno)));
-  return ntohs(addr.sin_port);
-}
-
-// Whether something already listens on 127.0.0.1:port.
-inline bool port_in_use(uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return false;
+  if (fd < 0) return -1;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   addr.sin_port = htons(port);
-  const bool in_use = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 && errno == EADDRINUSE;
-  ::close(fd);
-  return in_use;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    const int error = errno;
+    ::close(fd);
+    errno = error;
+    return -1;
+  }
+  return fd;
+}
+
+// A port nobody listens on right now, on 127.0.0.1 (the kernel picks it).
+inline uint16_t free_port() {
+  const int fd = bind_loopback(0);
+  sockaddr_in addr{};
+  socklen_t len = sizeof addr;
+  const bool ok = fd >= 0 && ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
+  const int error = errno;
+  if (fd >= 0) ::close(fd);
+  if (!ok) throw std::runtime_error(fmt::format("cannot find a free port: {}", std::strerror(error)));
+  return ntohs(addr.sin_port);
+}
+
+// Whether something already holds 127.0.0.1:port.
+inline bool port_in_use(uint16_t port) {
+  const int fd = bind_loopback(port);
+  if (fd >= 0) {
+    ::close(fd);
+    return false;
+  }
+  return errno == EADDRINUSE;
 }
 
 struct RankExit {

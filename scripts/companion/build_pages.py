@@ -27,6 +27,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from cells import CPP_ONLY, cpp_cells, lessons, py_cells  # noqa: E402
 
+sys.path.insert(0, os.path.join(HERE, "..", "..", "data", "python"))
+from parity_check import compare as parity_compare  # noqa: E402
+
 NOTEBOOK = ("https://github.com/institutohumai/cursos-python/blob/master/DeepLearning/4PyTorchAvanzado/"
             "1modelospersonalizados.ipynb")
 
@@ -88,9 +91,6 @@ def run(cmd, **kw):
 
 def compare(cpp, py):
     """None when equal, else a short description (parity_check's rules: floats within rtol 1e-6)."""
-    sys.path.insert(0, os.path.join(ROOT, "data", "python"))
-    from parity_check import compare as parity_compare
-
     problems = []
     parity_compare("", cpp, py, problems)
     return problems[0] if problems else None
