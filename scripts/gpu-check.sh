@@ -16,7 +16,7 @@ generator=(); command -v ninja >/dev/null && generator=(-G Ninja)
 # everywhere; without libdeflate the CRCs are checked with a plain table (slower, same checks).
 # GCC, the host compiler nvcc uses by default, compiles the C++ too: one toolchain for both.
 cmake -S . -B "$build" "${generator[@]}" "${args[@]}" -DCMAKE_BUILD_TYPE=Release -DMP_PREFER_CLANG=OFF \
-  -DMP_DEPS_DIR="$PWD/.deps" -DGOOGLETEST_SOURCE_DIR="$PWD/.deps/googletest" \
+  -DMP_DEPS_DIR="$PWD/.deps" -DMP_TESTS=ON -DGOOGLETEST_SOURCE_DIR="$PWD/.deps/googletest" \
   -DCMAKE_DISABLE_FIND_PACKAGE_GTest=ON -DCMAKE_DISABLE_FIND_PACKAGE_fmt=ON \
   -DCMAKE_DISABLE_FIND_PACKAGE_CLI11=ON -DCMAKE_DISABLE_FIND_PACKAGE_nlohmann_json=ON \
   -DCMAKE_DISABLE_FIND_PACKAGE_PkgConfig=ON || { echo "error: configure failed" >&2; exit 1; }

@@ -1,23 +1,38 @@
 #!/usr/bin/env bash
 # Installs what the suite needs on Debian 12 / Ubuntu, and only what is missing.
 # Safe to run again: it asks dpkg first and calls apt-get only for absent packages.
-# usage: scripts/install-deps.sh [companion]   (companion: also what scripts/companion.sh needs)
+# usage: scripts/install-deps.sh [lessons|test|companion]
+#   lessons    what building and running the lessons needs (scripts/tour.sh)
+#   test       the default: also the tests, the Python reference, benchmarks and style tools (scripts/test.sh)
+#   companion  test, and what scripts/companion.sh needs
 set -euo pipefail
 
+set_name=${1:-test}
+case $set_name in
+  lessons|test|companion) ;;
+  *) echo "error: unknown set '$set_name'; the sets are: lessons, test, companion" >&2; exit 2 ;;
+esac
+
 packages=(
-  build-essential cmake ninja-build ccache pkg-config git
+  clang                 # the default compiler: LibTorch's headers precompiled once serve every unit
+  cmake ninja-build ccache pkg-config
   libtorch-dev          # LibTorch 1.13 (CPU), found by find_package(Torch)
   libopenblas0-openmp   # LibTorch then multiplies through OpenBLAS, not the reference BLAS: 18x at n = 1024
-  libfmt-dev libcli11-dev nlohmann-json3-dev libgtest-dev libdeflate-dev libbenchmark-dev
+  libfmt-dev libcli11-dev nlohmann-json3-dev libdeflate-dev
   libgloo-dev           # the headers of the Gloo that LibTorch's c10d uses (lesson 13)
-  python3 python3-torch # the reference implementation for the parity and interop tests
-  python3-setuptools    # torch.utils.benchmark (scripts/bench-vs-python) imports it
-  python3-matplotlib    # lesson 07's Python twin draws the weight histograms
-  clang                 # the default compiler: LibTorch's headers precompiled once serve every unit
-  clang-format clang-tidy libclang-rt-dev
 )
 
-if [ "${1:-}" = companion ]; then
+if [ "$set_name" != lessons ]; then
+  packages+=(
+    build-essential git libgtest-dev libbenchmark-dev
+    python3 python3-torch # the reference implementation for the parity and interop tests
+    python3-setuptools    # torch.utils.benchmark (scripts/bench-vs-python) imports it
+    python3-matplotlib    # lesson 07's Python twin draws the weight histograms
+    clang-format clang-tidy libclang-rt-dev
+  )
+fi
+
+if [ "$set_name" = companion ]; then
   # The companion pages: highlighting, charts, and a real browser that checks and photographs them.
   packages+=(python3-pygments python3-websocket chromium fonts-dejavu-core)
 fi

@@ -9,7 +9,7 @@ mapfile -t sources < <(git ls-files '*.cpp' '*.h' '*.cu')
 clang-format --dry-run --Werror "${sources[@]}"
 echo "lint: clang-format: ${#sources[@]} files formatted"
 
-cmake -S . -B build-lint -G Ninja -DMP_USE_PCH=OFF -DMP_USE_CCACHE=OFF -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >/dev/null
+cmake -S . -B build-lint -G Ninja -DMP_USE_PCH=OFF -DMP_USE_CCACHE=OFF -DMP_TESTS=ON -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >/dev/null
 mapfile -t units < <(git ls-files '*.cpp' | grep -v '^tests/fuzz/')
 status=0
 printf '%s\n' "${units[@]}" | xargs -P "${MP_JOBS:-$(nproc)}" -I{} sh -c \

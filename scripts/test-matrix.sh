@@ -56,7 +56,7 @@ build_and_test() {
   local dir=$1; shift
   local generator=()
   command -v ninja >/dev/null && [ ! -f "$dir/CMakeCache.txt" ] && generator=(-G Ninja)
-  cmake -S . -B "$dir" "${generator[@]}" "$@" > "$dir.configure.log" 2>&1 || { cat "$dir.configure.log"; return 1; }
+  cmake -S . -B "$dir" "${generator[@]}" -DMP_TESTS=ON "$@" > "$dir.configure.log" 2>&1 || { cat "$dir.configure.log"; return 1; }
   local start=$SECONDS
   cmake --build "$dir" --parallel "${MP_JOBS:-$(nproc)}" > "$dir/build.log" 2>&1 || { tail -40 "$dir/build.log"; return 1; }
   echo $((SECONDS - start)) > "$dir/build-time.txt"

@@ -1,25 +1,52 @@
 #!/usr/bin/env bash
-# The lesson tour: builds the suite, then runs every lesson in order, or only those named.
-#   scripts/tour.sh                 every lesson
-#   scripts/tour.sh 03_fixed_hidden_mlp --device cpu    one lesson, with its own options
+# The lesson tour: installs what the lessons need (not what the tests need), then builds each lesson and
+# runs it as soon as it is built, in order, so that the first lesson's output comes before the others
+# compile. The tests are left to scripts/test.sh.
+#   scripts/tour.sh                    every lesson
+#   scripts/tour.sh 03 --device cpu    one lesson (03 or 03_fixed_hidden_mlp), with its own options
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/build.sh
 
 lessons=()
 if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then
   name=$1; shift
-  match=(lessons/${name}* lessons/[0-9][0-9]_${name}*)
+  match=(lessons/"$name"* lessons/[0-9][0-9]_"$name"*)
   for m in "${match[@]}"; do [ -d "$m" ] && lessons+=("$(basename "$m")") && break; done
   if [ ${#lessons[@]} -eq 0 ]; then
-    echo "error: no lesson named '$name'; the lessons are: $(ls lessons | tr '\n' ' ')" >&2
+    all=(lessons/[0-9][0-9]_*/); all=("${all[@]#lessons/}")
+    echo "error: no lesson named '$name'; the lessons are: ${all[*]%/}" >&2
     exit 2
   fi
 else
   for d in lessons/[0-9][0-9]_*/; do lessons+=("$(basename "$d")"); done
 fi
 
+if [ "${MP_SKIP_INSTALL:-0}" != 1 ]; then
+  scripts/install-deps.sh lessons
+fi
+
+build_dir=${MP_BUILD_DIR:-build}
+# CMake lists the lessons this configuration builds, and why it skips any: configure when that list is
+# missing or older than CMakeLists.txt. A folder scripts/build.sh made is used as it is.
+list=$build_dir/mp-lessons.txt
+if [ ! -f "$build_dir/CMakeCache.txt" ] || [ ! -f "$list" ] || [ CMakeLists.txt -nt "$list" ]; then
+  generator=()
+  if [ ! -f "$build_dir/CMakeCache.txt" ] && command -v ninja >/dev/null; then generator=(-G Ninja); fi
+  cmake -S . -B "$build_dir" "${generator[@]}" -DCMAKE_EXPORT_COMPILE_COMMANDS=ON
+fi
+
+total=${#lessons[@]}
+i=0
 for lesson in "${lessons[@]}"; do
-  printf '\n\033[1m##### %s #####\033[0m\n' "$lesson"
-  build/bin/"$lesson" "$@"
+  i=$((i + 1))
+  if grep -qx "built $lesson" "$list"; then
+    printf '[%d/%d] building %s\n' "$i" "$total" "$lesson"
+    # Only this lesson and what it links (the precompiled header, the common library) are built.
+    cmake --build "$build_dir" --target "$lesson" --parallel "${MP_JOBS:-$(nproc)}"
+    printf '\n\033[1m##### %s #####\033[0m\n' "$lesson"
+    "$build_dir/bin/$lesson" "$@"
+  else
+    reason=$(sed -n "s/^skipped $lesson //p" "$list")
+    printf '[%d/%d] skipped %s: %s\n' "$i" "$total" "$lesson" "${reason:-not in this build (see $list)}"
+  fi
 done
