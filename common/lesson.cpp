@@ -141,7 +141,9 @@ std::string one_line_message(const std::exception& e) {
     if (c == '\n' || c == '\r') c = ' ';
   }
   while (!message.empty() && message.back() == ' ') message.pop_back();
-  return message;
+  // Messages carry names from files and from the command line: whatever escaped quoting on the way is
+  // escaped here, and one line stays one readable line.
+  return printable(message, 1500);
 }
 
 namespace {

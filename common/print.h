@@ -1,6 +1,7 @@
 #pragma once
 // Printing that reads beside the notes: shapes in Python's list form, and tensors short enough to read.
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <torch/torch.h>
@@ -11,6 +12,10 @@ namespace common {
 // Tensors up to this many elements are printed (and recorded for the parity check) in full; larger
 // ones as their shape, sum, norm and first elements.
 inline constexpr int64_t kFullTensorLimit = 64;
+
+// Text that came from a file, safe for a terminal: control bytes (C0, DEL, C1) and bytes that are not
+// UTF-8 written as \xNN escapes, and anything past max_bytes cut with a mark that says how long it was.
+std::string printable(std::string_view text, size_t max_bytes = 120);
 
 // "[2, 10]"
 std::string format_shape(torch::IntArrayRef shape);

@@ -3,11 +3,13 @@
 #include <map>
 #include <set>
 #include <stdexcept>
+#include <unordered_map>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include "common/files.h"
+#include "common/lesson.h"
 #include "common/print.h"
 #include "common/weights.h"
 
@@ -22,9 +24,21 @@ struct Described {
   c10::ScalarType dtype;
 };
 
+// At most this many names of a kind in one error: a file of 100,000 stray keys gives one readable line.
+constexpr size_t kNamesShown = 8;
+
+std::string listed(const std::vector<std::string>& names, const char* separator) {
+  std::vector<std::string> shown(
+      names.begin(), names.begin() + static_cast<std::ptrdiff_t>(std::min(names.size(), kNamesShown)));
+  auto text = fmt::format("{}", fmt::join(shown, separator));
+  if (names.size() > kNamesShown)
+    text += fmt::format("{}... ({} more)", separator, names.size() - kNamesShown);
+  return text;
+}
+
 // Python's load_state_dict(strict=True): every problem at once, before anything is changed.
 void check_fits(const StateDict& expected, const std::vector<Described>& given, const std::string& source) {
-  std::map<std::string, const Described*> by_key;
+  std::unordered_map<std::string, const Described*> by_key;
   for (const auto& d : given) by_key.emplace(d.key, &d);
   std::vector<std::string> missing, unexpected, mismatched;
   std::set<std::string> expected_keys;
@@ -43,15 +57,15 @@ void check_fits(const StateDict& expected, const std::vector<Described>& given, 
     }
   }
   for (const auto& d : given) {
-    if (expected_keys.count(d.key) == 0) unexpected.push_back(d.key);
+    if (expected_keys.count(d.key) == 0) unexpected.push_back(printable(d.key, 60));
   }
   if (missing.empty() && unexpected.empty() && mismatched.empty()) return;
   std::vector<std::string> parts;
-  if (!missing.empty()) parts.push_back(fmt::format("missing keys: {}", fmt::join(missing, ", ")));
-  if (!unexpected.empty()) parts.push_back(fmt::format("unexpected keys: {}", fmt::join(unexpected, ", ")));
-  if (!mismatched.empty()) parts.push_back(fmt::format("mismatches: {}", fmt::join(mismatched, "; ")));
-  throw std::runtime_error(
-      fmt::format("{} does not fit the model ({}); load only files saved from the same architecture, with "
+  if (!missing.empty()) parts.push_back(fmt::format("missing keys: {}", listed(missing, ", ")));
+  if (!unexpected.empty()) parts.push_back(fmt::format("unexpected keys: {}", listed(unexpected, ", ")));
+  if (!mismatched.empty()) parts.push_back(fmt::format("mismatches: {}", listed(mismatched, "; ")));
+  throw weights::FileError(
+      fmt::format("{}: does not fit the model ({}); load only files saved from the same architecture, with "
                   "the same dtypes",
                   source, fmt::join(parts, "; ")));
 }
@@ -63,40 +77,81 @@ StateDict materialize(const weights::WeightsFile& file) {
   return state;
 }
 
-c10::IValue to_ivalue(const weights::WeightsFile& file, const weights::Value& v) {
-  using Kind = weights::Value::Kind;
-  switch (v.kind) {
-    case Kind::kNone:
-      return {};
-    case Kind::kBool:
-      return v.boolean;
-    case Kind::kInt:
-      return v.integer;
-    case Kind::kFloat:
-      return v.real;
-    case Kind::kString:
-      return v.text;
-    case Kind::kTensor:
-      return file.tensor(v.tensor);
-    case Kind::kTuple: {
-      std::vector<c10::IValue> items;
-      for (const auto& item : v.items) items.push_back(to_ivalue(file, *item));
-      return c10::ivalue::Tuple::create(std::move(items));
+// Values become IValues once each: a value the pickle shares (its memo) is shared in the result too, as
+// Python's objects are, so a file of 2^60 paths through a few KB converts in a few KB.
+class Converter {
+ public:
+  explicit Converter(const weights::WeightsFile& file) : file_(file) {}
+
+  c10::IValue operator()(const weights::Value& v) {
+    using Kind = weights::Value::Kind;
+    const bool container = v.kind == Kind::kTuple || v.kind == Kind::kList || v.kind == Kind::kDict;
+    if (container) {
+      if (const auto found = done_.find(&v); found != done_.end()) return found->second;
     }
-    case Kind::kList: {
-      c10::impl::GenericList list(c10::AnyType::get());
-      for (const auto& item : v.items) list.push_back(to_ivalue(file, *item));
-      return list;
+    file_.budget().charge(64 + 16 * (v.items.size() + v.entries.size()), "the values it holds");
+    c10::IValue out;
+    switch (v.kind) {
+      case Kind::kNone:
+        break;
+      case Kind::kBool:
+        out = v.boolean;
+        break;
+      case Kind::kInt:
+        out = v.integer;
+        break;
+      case Kind::kFloat:
+        out = v.real;
+        break;
+      case Kind::kString:
+        out = v.text;
+        break;
+      case Kind::kTensor:
+        out = file_.tensor(*v.tensor);
+        break;
+      case Kind::kTuple: {
+        std::vector<c10::IValue> items;
+        for (const auto& item : v.items) items.push_back((*this)(*item));
+        out = c10::ivalue::Tuple::create(std::move(items));
+        break;
+      }
+      case Kind::kList: {
+        c10::impl::GenericList list(c10::AnyType::get());
+        for (const auto& item : v.items) list.push_back((*this)(*item));
+        out = list;
+        break;
+      }
+      case Kind::kDict: {
+        c10::impl::GenericDict dict(c10::AnyType::get(), c10::AnyType::get());
+        for (const auto& [key, value] : v.entries) dict.insert_or_assign((*this)(*key), (*this)(*value));
+        out = dict;
+        break;
+      }
+      default:
+        throw weights::FileError(
+            fmt::format("{}: holds a {}, which is not a plain value; read it with read_state_dict",
+                        file_.name(), weights::Value::kind_name(v.kind)));
     }
-    case Kind::kDict: {
-      c10::impl::GenericDict dict(c10::AnyType::get(), c10::AnyType::get());
-      for (const auto& [key, value] : v.entries) dict.insert(to_ivalue(file, *key), to_ivalue(file, *value));
-      return dict;
-    }
-    default:
-      throw std::runtime_error(
-          fmt::format("{}: holds a {}, which is not a plain value; read it with read_state_dict", file.name(),
-                      weights::Value::kind_name(v.kind)));
+    if (container) done_.emplace(&v, out);
+    return out;
+  }
+
+ private:
+  const weights::WeightsFile& file_;
+  std::unordered_map<const weights::Value*, c10::IValue> done_;
+};
+
+// Runs fn, and gives any error it raises the file's name: LibTorch's and the allocator's too.
+template <typename Fn>
+auto naming(const std::string& name, Fn fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const weights::FileError&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw weights::FileError(fmt::format("{}: not enough memory to read it", name));
+  } catch (const std::exception& e) {
+    throw weights::FileError(fmt::format("{}: {}", name, one_line_message(e)));
   }
 }
 
@@ -131,14 +186,19 @@ void save_for_python(const c10::IValue& value, const fs::path& path) {
 }
 
 StateDict read_state_dict(std::string_view bytes, const std::string& name) {
-  return materialize(weights::WeightsFile::from_bytes(std::string(bytes), name));
+  return naming(name,
+                [&] { return materialize(weights::WeightsFile::from_bytes(std::string(bytes), name)); });
 }
 
-StateDict read_state_dict(const fs::path& path) { return materialize(weights::WeightsFile::open(path)); }
+StateDict read_state_dict(const fs::path& path) {
+  return naming(path.string(), [&] { return materialize(weights::WeightsFile::open(path)); });
+}
 
 c10::IValue read_value(const fs::path& path) {
-  const auto file = weights::WeightsFile::open(path);
-  return to_ivalue(file, file.root());
+  return naming(path.string(), [&] {
+    const auto file = weights::WeightsFile::open(path);
+    return Converter(file)(file.root());
+  });
 }
 
 void load_state_dict(torch::nn::Module& module, const StateDict& state, const std::string& source) {
@@ -158,7 +218,8 @@ void load_state_dict(torch::nn::Module& module, const StateDict& state, const st
   }
 }
 
-void load_state_dict(torch::nn::Module& module, const fs::path& path) {
+namespace {
+void load_checked(torch::nn::Module& module, const fs::path& path) {
   const auto file = weights::WeightsFile::open(path);
   const auto entries = weights::tensor_entries(file, file.root());
   std::vector<Described> given;
@@ -178,6 +239,12 @@ void load_state_dict(torch::nn::Module& module, const fs::path& path) {
     auto target = tensor;
     file.read_into(*by_key.at(key), target);
   }
+}
+
+}  // namespace
+
+void load_state_dict(torch::nn::Module& module, const fs::path& path) {
+  naming(path.string(), [&] { load_checked(module, path); });
 }
 
 }  // namespace common

@@ -6,14 +6,23 @@
 // torch.load(weights_only=True): it parses the zip itself, interprets the pickle with a machine that
 // knows a short allow-list of opcodes and globals, and never calls anything the file names.
 //
-// Every length, count, offset and size is checked against what is really there before anything is
-// allocated or read, with overflow-safe arithmetic; the file is read with pread (never mapped, so
-// another program truncating it gives an error, not SIGBUS); each record's CRC is checked before its
-// bytes are used.
+// The data flows through one file per step:
+//   weights_zip.cpp      the archive: end record, directory, records (CRC-checked, read with pread)
+//   weights_code.cpp     TorchScript code/ records, tokenized: any method definition refuses the file
+//   weights_pickle.cpp   data.pkl -> values, by the allow-list machine
+//   weights_rebuild.cpp  the few calls a weights file makes: storages and tensor descriptions, checked
+//   weights.cpp          the file as a whole, and its tensors: each storage read once, tensors its views
+// and the writer, which serialize.cpp uses: weights_pickler.cpp and weights_zip_writer.cpp.
+//
+// A file is read as PyTorch reads it or refused: docs/RELIABILITY.md lists each case a file could be
+// read two ways and what is done. Every length, count, offset and size is checked against what is
+// really there before anything is allocated, with overflow-checked arithmetic, and everything the reader
+// builds or visits is drawn from one Budget, shared values counted once.
 #include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -21,15 +30,34 @@
 
 namespace common::weights {
 
-// Limits, checked before anything is allocated. A state dict's pickle holds a few hundred bytes per
-// tensor, so these are far above any real file (a 1000-layer model's data.pkl is about 300 KB).
-inline constexpr uint64_t kMaxPickleBytes = 64ull << 20;
 inline constexpr size_t kMaxDepth = 64;                 // nesting of containers
-inline constexpr size_t kMaxMemo = 1u << 20;            // memo entries
-inline constexpr size_t kMaxStack = 1u << 20;           // values on the pickle machine's stack
 inline constexpr size_t kMaxEntries = 1u << 16;         // zip entries
 inline constexpr size_t kMaxDims = 64;                  // a tensor's dimensions
 inline constexpr uint64_t kMaxCodeBytes = 16ull << 20;  // TorchScript code/ files, read only to be refused
+// What the pickle and the values built from it may take. A state dict costs about 1 KB a tensor, so
+// 64 MiB holds some 60,000 tensors: 30 times a 1000-layer model.
+inline constexpr uint64_t kDefaultBudgetBytes = 64ull << 20;
+
+// Every error about a file: the message starts with the file's name.
+struct FileError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// One budget in bytes for a reading: the pickle's bytes, each value, each container slot, each string
+// and each visit draw on it, so that no file costs more than it, whatever its shape.
+class Budget {
+ public:
+  explicit Budget(uint64_t bytes = kDefaultBudgetBytes) : total_(bytes), left_(bytes) {}
+  // Throws FileError "<file>: reading it needs more than the reader's budget ... (<what>)".
+  void charge(uint64_t bytes, const char* what);
+  uint64_t used() const { return total_ - left_; }
+  void name_file(std::string name) { file_ = std::move(name); }
+
+ private:
+  uint64_t total_;
+  uint64_t left_;
+  std::string file_;
+};
 
 // One stored entry of the archive, by its name without the archive's top folder ("data/0").
 struct Record {
@@ -42,8 +70,9 @@ struct Record {
   uint64_t stored_size = 0;
 };
 
-// A tensor as the file describes it; nothing has been read yet. Checked when parsed: the element range
-// that sizes, strides and offset reach lies inside the storage, and the storage is exactly its record.
+// A tensor as the file describes it; nothing has been read yet. Checked when parsed: the element count
+// fits an int64, the range that sizes, strides and offset reach lies inside the storage, and the storage
+// is exactly its record.
 struct TensorRef {
   c10::ScalarType dtype = c10::ScalarType::Float;
   size_t record = 0;  // index into WeightsFile::records()
@@ -57,9 +86,10 @@ struct TensorRef {
   int64_t numel() const;
 };
 
-// A value of the pickle, once interpreted: plain data only.
+// A value of the pickle, once interpreted: plain data only. Values are shared as the pickle shares them
+// (its memo), as Python's objects are.
 struct Value {
-  enum class Kind {
+  enum class Kind : uint8_t {
     kNone,
     kBool,
     kInt,
@@ -73,49 +103,55 @@ struct Value {
     kGlobal,
     kStorage
   };
+  using Ptr = std::shared_ptr<Value>;
   Kind kind = Kind::kNone;
   bool boolean = false;
-  int64_t integer = 0;
-  double real = 0;
-  std::string text;                           // a string; a global's "module.name"; an object's class name
-  std::vector<std::shared_ptr<Value>> items;  // tuple, list
-  std::vector<std::pair<std::shared_ptr<Value>, std::shared_ptr<Value>>> entries;  // dict, object attributes
-  TensorRef tensor;                                                                // tensor; storage
-  bool ordered = false;                                                            // an OrderedDict
+  bool ordered = false;  // an OrderedDict
   // Machine bookkeeping: a container that has been put inside another is sealed, so no pickle can build
   // a cycle; depth is checked against kMaxDepth.
   bool sealed = false;
-  size_t depth = 0;
+  uint32_t depth = 0;
+  int64_t integer = 0;
+  double real = 0;
+  std::string text;                          // a string; a global's "module.name"; an object's class
+  std::vector<Ptr> items;                    // tuple, list
+  std::vector<std::pair<Ptr, Ptr>> entries;  // dict, object attributes
+  std::unique_ptr<TensorRef> tensor;         // tensor; storage
 
   static const char* kind_name(Kind kind);
 };
 
-// A file (or bytes in memory) read as weights. Throws std::runtime_error naming the file and what it
-// found when anything is wrong or not allowed.
+// A file (or bytes in memory) read as weights. Throws FileError naming the file and what it found when
+// anything is wrong or not allowed.
 class WeightsFile {
  public:
   // Accepts regular files only: a FIFO, a device or a folder is refused before it is read.
-  static WeightsFile open(const std::filesystem::path& path);
-  static WeightsFile from_bytes(std::string bytes, std::string name);
+  static WeightsFile open(const std::filesystem::path& path, uint64_t budget_bytes = kDefaultBudgetBytes);
+  static WeightsFile from_bytes(std::string bytes, std::string name,
+                                uint64_t budget_bytes = kDefaultBudgetBytes);
 
   const std::string& name() const { return name_; }
   const Value& root() const { return *root_; }
   const std::vector<Record>& records() const { return records_; }
   // "torch.save" or "torch::save (TorchScript archive)".
   const std::string& format() const { return format_; }
+  Budget& budget() const { return *budget_; }
 
-  // A fresh CPU tensor with the file's values; the record's CRC is checked first.
-  torch::Tensor tensor(const TensorRef& ref) const;
   // Checks the CRC of every record that a tensor uses (read in slices; nothing is kept).
   void verify(const std::vector<const TensorRef*>& refs) const;
   // Copies the tensor's values into `target`, which has its shape and dtype. A contiguous CPU target is
   // read into directly, with no intermediate tensor. The caller checks CRCs first (verify).
   void read_into(const TensorRef& ref, torch::Tensor& target) const;
+  // The storage of a record as one CPU tensor, read and CRC-checked once per record however many tensors
+  // view it (as Python shares a storage between its views).
+  torch::Tensor storage(const TensorRef& ref) const;
+  // The tensor as Python rebuilds it: a view of its storage with the file's sizes, strides and offset.
+  torch::Tensor tensor(const TensorRef& ref) const;
 
   struct Source;
 
  private:
-  WeightsFile(std::shared_ptr<Source> source, std::string name);
+  WeightsFile(std::shared_ptr<Source> source, std::string name, uint64_t budget_bytes);
   void parse();
   [[noreturn]] void fail(const std::string& what) const;
 
@@ -123,11 +159,15 @@ class WeightsFile {
   std::string name_;
   std::string format_;
   std::vector<Record> records_;
+  std::shared_ptr<Budget> budget_;
+  std::shared_ptr<std::vector<torch::Tensor>> storages_;  // by record, filled as they are first read
   std::shared_ptr<Value> root_;
 };
 
-// Name -> tensor reference, flattened from a dict (nested dicts joined with '.') or from LibTorch's
-// module objects (their tensor attributes, nested modules joined with '.').
+// Name -> tensor reference of a state dict: a dict of str -> tensor, as Python's state_dict() is (a
+// nested dict is not flattened: Python's load_state_dict does not either), or LibTorch's module objects
+// (their tensor attributes, nested modules joined with '.'). A name met twice, a module reached by two
+// paths or any other value in a dict refuses the file.
 std::vector<std::pair<std::string, const TensorRef*>> tensor_entries(const WeightsFile& file,
                                                                      const Value& value);
 

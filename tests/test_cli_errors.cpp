@@ -60,18 +60,6 @@ std::vector<Case> cases() {
   return all;
 }
 
-std::map<std::string, std::string> snapshot(const fs::path& dir) {
-  std::map<std::string, std::string> files;
-  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
-    std::ifstream in(entry.path(), std::ios::binary);
-    files[fs::relative(entry.path(), dir).string()] =
-        entry.is_regular_file()
-            ? std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>())
-            : "<dir>";
-  }
-  return files;
-}
-
 // Found by GoogleTest through the argument's namespace: names the case instead of dumping its bytes.
 void PrintTo(const Case& c, std::ostream* os) {
   *os << fs::path(c.binary).filename().string() << " " << c.what;
@@ -108,7 +96,7 @@ class CliErrors : public ::testing::TestWithParam<Case> {
 
 TEST_P(CliErrors, OneErrorLineExitTwoDiskUntouched) {
   const auto argv = prepare();
-  const auto before = snapshot(dir_);
+  const auto before = testing_mp::snapshot(dir_);
   testing_mp::RunOptions options;
   options.timeout_seconds = 30;  // a FIFO must be refused, not waited on
   const auto result = testing_mp::run_program(argv, options);
@@ -118,7 +106,7 @@ TEST_P(CliErrors, OneErrorLineExitTwoDiskUntouched) {
   EXPECT_EQ(result.err.rfind("error: ", 0), 0u) << result.err;
   EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
   EXPECT_LT(result.err.size(), 300u) << "an error line a person can read: " << result.err;
-  EXPECT_EQ(snapshot(dir_), before) << "the failed run changed the disk";
+  EXPECT_EQ(testing_mp::snapshot(dir_), before) << "the failed run changed the disk";
 }
 
 // The error path is the same code for every bad input of a kind; one parse error and one run-time error

@@ -26,11 +26,6 @@ using testing_mp::tensors_equal;
 
 namespace {
 
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 // 512 examples in batches of 32: 16 steps an epoch.
 std::vector<std::string> train_args(const fs::path& out_dir, const std::string& epochs = "3") {
   return {MP_CHECKPOINTS_BINARY,
@@ -69,7 +64,7 @@ const std::string& uninterrupted_final_params() {
     fs::remove_all(dir);
     const auto result = testing_mp::run_program(train_args(dir));
     if (result.exit_code != 0) throw std::runtime_error("uninterrupted run failed: " + result.err);
-    return read_text(dir / "final.params");
+    return testing_mp::read_text(dir / "final.params");
   }();
   return bytes;
 }
@@ -214,7 +209,7 @@ TEST(Faults, ResumeSkipsCheckpointsThatLieAndEndsBitIdentical) {
     EXPECT_NE(resumed.err.find(expected), std::string::npos) << expected << " not in:\n" << resumed.err;
   }
   EXPECT_NE(resumed.out.find("resumed from checkpoint-00000030.pt"), std::string::npos) << resumed.out;
-  EXPECT_EQ(read_text(dir / "final.params"), uninterrupted_final_params());
+  EXPECT_EQ(testing_mp::read_text(dir / "final.params"), uninterrupted_final_params());
 }
 
 TEST(Faults, ResumeUnderOtherSettingsIsAnErrorNamingEachOne) {
@@ -223,7 +218,7 @@ TEST(Faults, ResumeUnderOtherSettingsIsAnErrorNamingEachOne) {
   ASSERT_EQ(testing_mp::run_program(with(train_args(dir), {"--keep", "100"})).exit_code, 0);
   testing_mp::remove_entries_after(dir / "checkpoints", checkpoints::checkpoint_name(10));
   fs::remove(dir / "final.params");
-  const auto before = read_text(dir / "checkpoints" / checkpoints::checkpoint_name(10));
+  const auto before = testing_mp::read_text(dir / "checkpoints" / checkpoints::checkpoint_name(10));
   for (const auto& [option, value, named] : std::vector<std::tuple<std::string, std::string, std::string>>{
            {"--batch-size", "8", "--batch-size was 32"},
            {"--examples", "1024", "--examples was 512"},
@@ -234,19 +229,19 @@ TEST(Faults, ResumeUnderOtherSettingsIsAnErrorNamingEachOne) {
     EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
     EXPECT_NE(r.err.find(named), std::string::npos) << r.err;
   }
-  EXPECT_EQ(read_text(dir / "checkpoints" / checkpoints::checkpoint_name(10)), before);
+  EXPECT_EQ(testing_mp::read_text(dir / "checkpoints" / checkpoints::checkpoint_name(10)), before);
 }
 
 TEST(Faults, ResumeWithNoMoreEpochsSaysTheRunIsCompleteAndTrainsNothing) {
   const auto dir = testing_mp::fresh_dir();
   ASSERT_EQ(testing_mp::run_program(train_args(dir)).exit_code, 0);
-  const auto final_before = read_text(dir / "final.params");
+  const auto final_before = testing_mp::read_text(dir / "final.params");
   // The last checkpoint (step 45) is in epoch 3 of 3; ask for 2.
   const auto r = testing_mp::run_program(with(train_args(dir, "2"), {"--resume"}));
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("already complete"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("Epoch ["), std::string::npos) << "it trained:\n" << r.out;
-  EXPECT_EQ(read_text(dir / "final.params"), final_before);
+  EXPECT_EQ(testing_mp::read_text(dir / "final.params"), final_before);
 }
 
 TEST(Faults, KilledFromOutsideAtRandomMomentsResumesBitIdenticalAndCleansUp) {
@@ -308,7 +303,8 @@ TEST(Faults, KilledFromOutsideAtRandomMomentsResumesBitIdenticalAndCleansUp) {
   std::ofstream(dir / "checkpoints" / ".checkpoint-00000099.pt.tmp-0badf00d") << "half a checkpoint";
   const auto finished = testing_mp::run_program(with(args, {"--resume"}));
   ASSERT_EQ(finished.exit_code, 0) << finished.err;
-  EXPECT_EQ(read_text(dir / "final.params"), read_text(reference_dir / "final.params"));
+  EXPECT_EQ(testing_mp::read_text(dir / "final.params"),
+            testing_mp::read_text(reference_dir / "final.params"));
   EXPECT_EQ(count_temporaries(dir), 0) << "temporary files survived a successful resume";
   std::cout << kills << " kills, " << leftovers << " temporary files seen after them\n";
 }

@@ -21,22 +21,9 @@ namespace {
 
 const fs::path kReference = fs::path(MP_SOURCE_DIR) / "data" / "reference";
 
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 void write_text(const fs::path& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
   out << text;
-}
-
-// Every file in a folder with its contents.
-std::map<std::string, std::string> snapshot(const fs::path& dir) {
-  std::map<std::string, std::string> files;
-  for (const auto& entry : fs::directory_iterator(dir))
-    files[entry.path().filename()] = read_text(entry.path());
-  return files;
 }
 
 // A module whose parameters are given explicitly, to build files of other architectures.
@@ -150,7 +137,7 @@ TEST(FileIo, TorchLoadAcceptsAFlippedBitButTheCheckedLoaderRefuses) {
   // LibTorch's own format, which both loaders read.
   torch::save(saved, path.string());
   // The weight's 4000 bytes lie stored in the archive as they are in memory: flip one in the middle.
-  auto text = read_text(path);
+  auto text = testing_mp::read_text(path);
   const float value = 1.5F;
   const std::string one(reinterpret_cast<const char*>(&value), sizeof value);
   std::string run;
@@ -299,7 +286,7 @@ TEST(FileIo, PythonValuesOfEveryKindReadBackAsPythonSavedThem) {
   const auto made = testing_mp::run_program(
       {python, (fs::path(MP_SOURCE_DIR) / "data" / "python" / "write_values.py").string(), dir.string()});
   ASSERT_EQ(made.exit_code, 0) << made.err;
-  const auto expected = nlohmann::json::parse(read_text(dir / "values.json"));
+  const auto expected = nlohmann::json::parse(testing_mp::read_text(dir / "values.json"));
   ASSERT_GT(expected.size(), 20u);
   expect_described(common::read_value(dir / "values.pt"), nlohmann::json{{"dict", expected}}, "values");
 }
@@ -314,12 +301,12 @@ TEST(FileIo, AtomicWriteLeavesTheOldFileWhenTheWriteFails) {
                                           throw std::runtime_error("crash between write and rename");
                                         }),
                std::runtime_error);
-  EXPECT_EQ(read_text(path), "old contents");
-  EXPECT_EQ(snapshot(dir).size(), 1u) << "a temporary file was left behind";
+  EXPECT_EQ(testing_mp::read_text(path), "old contents");
+  EXPECT_EQ(testing_mp::snapshot(dir).size(), 1u) << "a temporary file was left behind";
   // And the ordinary case replaces it.
   common::write_file_atomically(path, "new contents");
-  EXPECT_EQ(read_text(path), "new contents");
-  EXPECT_EQ(snapshot(dir).size(), 1u);
+  EXPECT_EQ(testing_mp::read_text(path), "new contents");
+  EXPECT_EQ(testing_mp::snapshot(dir).size(), 1u);
 }
 
 // --load with a bad file, through the real binary.
@@ -335,7 +322,7 @@ TEST_P(FileIoBadLoad, EndsWithOneErrorLineAndExitTwoAndTouchesNothing) {
   const auto out_dir = testing_mp::fresh_dir("out");
   const auto first = testing_mp::run_program({MP_LESSON_BINARY, "--out-dir", out_dir.string()});
   ASSERT_EQ(first.exit_code, 0) << first.err;
-  const auto before = snapshot(out_dir);
+  const auto before = testing_mp::snapshot(out_dir);
   const auto bad = testing_mp::fresh_dir("bad") / GetParam().name;
   GetParam().make(bad, out_dir / "mlp.params");
 
@@ -348,7 +335,7 @@ TEST_P(FileIoBadLoad, EndsWithOneErrorLineAndExitTwoAndTouchesNothing) {
   EXPECT_NE(result.err.find(bad.string()), std::string::npos)
       << "the error does not name the file: " << result.err;
   EXPECT_NE(result.err.find(GetParam().expected_in_error), std::string::npos) << result.err;
-  EXPECT_EQ(snapshot(out_dir), before) << "the failed run changed the output folder";
+  EXPECT_EQ(testing_mp::snapshot(out_dir), before) << "the failed run changed the output folder";
 }
 
 void PrintTo(const BadFile& bad, std::ostream* os) { *os << bad.name; }
@@ -369,13 +356,13 @@ INSTANTIATE_TEST_SUITE_P(
         BadFile{"empty.params", [](const fs::path& p, const fs::path&) { write_text(p, ""); }, "empty"},
         BadFile{"truncated.params",
                 [](const fs::path& p, const fs::path& good) {
-                  auto text = read_text(good);
+                  auto text = testing_mp::read_text(good);
                   write_text(p, text.substr(0, text.size() / 2));
                 },
                 "damaged or truncated"},
         BadFile{"bitflip.params",
                 [](const fs::path& p, const fs::path& good) {
-                  auto text = read_text(good);
+                  auto text = testing_mp::read_text(good);
                   text[text.size() / 2] ^= 0x55;  // inside a tensor's data: only the CRC can tell
                   write_text(p, text);
                 },

@@ -11,6 +11,7 @@
 
 #include "common/lesson.h"
 #include "common/serialize.h"
+#include "lessons/11_checkpoints/checkpoints.h"
 #include "tests/testing.h"
 
 namespace fs = std::filesystem;
@@ -19,77 +20,158 @@ namespace {
 
 const fs::path kHostile = fs::path(MP_BINARY_DIR) / "hostile";
 
-// Seconds a refusal may take: parsing stops at the first bad byte, so even the 68 MB file is refused in
-// about a second here; 20 s leaves room for a loaded CI machine.
-constexpr double kTimeLimit = 20;
-// Peak memory above a normal run of the same lesson: the largest file is refused before its pickle is
-// read, and the memo and stack limits keep the machine's own memory under about 60 MB.
+// A refusal may take at most this much longer than a normal run of the same lesson (LibTorch's start-up
+// is in both): parsing stops at the first bad byte, and every value read is drawn from one budget.
+constexpr double kExtraSeconds = 2;
+// Peak memory above a normal run of the same lesson: the reader's budget is 64 MiB, and nothing it does
+// is allowed past it.
 constexpr long kExtraMemoryKb = 100L * 1024;
+// An error line longer than this is a file's bytes spilled onto the terminal: names are cut, lists capped.
+constexpr size_t kLongestLine = 2000;
 
-std::map<std::string, std::string> cases() {
-  std::ifstream in(kHostile / "cases.json");
+std::map<std::string, std::string> table(const std::string& name) {
+  std::ifstream in(kHostile / name);
   if (!in) return {};
   return nlohmann::json::parse(in).get<std::map<std::string, std::string>>();
 }
 
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-std::map<std::string, std::string> snapshot(const fs::path& dir) {
-  std::map<std::string, std::string> files;
-  for (const auto& entry : fs::recursive_directory_iterator(dir))
-    if (entry.is_regular_file()) files[fs::relative(entry.path(), dir)] = read_text(entry.path());
-  return files;
-}
-
-std::vector<std::string> case_names() {
+std::vector<std::string> keys(const std::map<std::string, std::string>& cases) {
   std::vector<std::string> names;
-  for (const auto& [name, expected] : cases()) names.push_back(name);
+  for (const auto& [name, value] : cases) names.push_back(name);
   return names;
+}
+
+// A normal run of a program, once per test binary: the yardstick of time and memory.
+const testing_mp::RunResult& normal_run(const std::vector<std::string>& argv) {
+  static std::map<std::vector<std::string>, testing_mp::RunResult> runs;
+  auto found = runs.find(argv);
+  if (found == runs.end()) found = runs.emplace(argv, testing_mp::run_program(argv)).first;
+  return found->second;
+}
+
+// What every refusal must be: one error line naming the file, holding `expected`, safe for a terminal,
+// within the time and memory of a normal run plus the bounds above.
+void expect_bounded_refusal(const testing_mp::RunResult& bad, const testing_mp::RunResult& good,
+                            const fs::path& file, const std::string& expected, const std::string& prefix) {
+  EXPECT_FALSE(bad.timed_out) << "still running after its time limit";
+  EXPECT_EQ(bad.signal, 0);
+  EXPECT_NE(bad.err.find(prefix), std::string::npos) << bad.err.substr(0, 2000);
+  EXPECT_NE(bad.err.find(file.string()), std::string::npos)
+      << "the message does not name the file: " << bad.err.substr(0, 2000);
+  EXPECT_NE(bad.err.find(expected), std::string::npos)
+      << "expected '" << expected << "' in: " << bad.err.substr(0, 2000);
+  EXPECT_FALSE(testing_mp::has_control_bytes(bad.err)) << "raw control bytes from the file reached stderr";
+  EXPECT_LE(bad.err.size(), kLongestLine) << "an error of " << bad.err.size() << " bytes";
+  EXPECT_LE(bad.seconds, good.seconds + kExtraSeconds)
+      << bad.seconds << " s against " << good.seconds << " s";
+  EXPECT_LE(bad.max_rss_kb, good.max_rss_kb + kExtraMemoryKb)
+      << "peak " << bad.max_rss_kb << " KB against " << good.max_rss_kb << " KB for a normal run";
 }
 
 }  // namespace
 
 TEST(HostileFiles, AreThere) {
   // The generator runs at build time; an empty table would make every test below vanish, not fail.
-  EXPECT_GE(cases().size(), 20u) << "run the build: it writes " << (kHostile / "cases.json");
+  EXPECT_GE(table("cases.json").size(), 60u) << "run the build: it writes " << (kHostile / "cases.json");
+  EXPECT_GE(table("resume_cases.json").size(), 10u);
 }
 
 class HostileFile : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(HostileFile, IsRefusedByLoadWithOneErrorAndNothingChanged) {
   const auto file = kHostile / (GetParam() + ".pt");
-  const auto expected = cases().at(GetParam());
+  const auto expected = table("cases.json").at(GetParam());
   const auto marker = kHostile / "marker-refused";
   fs::remove(marker);
   const auto out_dir = testing_mp::fresh_dir("out");
-  const auto good = testing_mp::run_program({MP_FILE_IO_BINARY, "--out-dir", out_dir.string()});
+  const auto& good = normal_run(
+      {MP_FILE_IO_BINARY, "--device", "cpu", "--out-dir", (out_dir.parent_path() / "normal").string()});
   ASSERT_EQ(good.exit_code, 0) << good.err;
-  const auto before = snapshot(out_dir);
+  ASSERT_EQ(testing_mp::run_program({MP_FILE_IO_BINARY, "--device", "cpu", "--out-dir", out_dir.string()})
+                .exit_code,
+            0);
+  const auto before = testing_mp::snapshot(out_dir);
 
   testing_mp::RunOptions options;
-  options.timeout_seconds = kTimeLimit;
+  options.timeout_seconds = good.seconds + 20;
   const auto bad = testing_mp::run_program(
-      {MP_FILE_IO_BINARY, "--out-dir", out_dir.string(), "--load", file.string()}, options);
-  EXPECT_FALSE(bad.timed_out) << "still running after " << kTimeLimit << " s";
-  EXPECT_EQ(bad.signal, 0);
-  EXPECT_EQ(bad.exit_code, common::kExitBadInput) << bad.err;
-  EXPECT_EQ(bad.err.rfind("error: ", 0), 0u) << bad.err;
-  EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;
-  EXPECT_NE(bad.err.find(file.string()), std::string::npos)
-      << "the error does not name the file: " << bad.err;
-  EXPECT_NE(bad.err.find(expected), std::string::npos) << "expected '" << expected << "' in: " << bad.err;
-  EXPECT_LE(bad.max_rss_kb, good.max_rss_kb + kExtraMemoryKb)
-      << "peak " << bad.max_rss_kb << " KB against " << good.max_rss_kb << " KB for a normal run";
-  EXPECT_EQ(snapshot(out_dir), before) << "the failed run changed the output folder";
+      {MP_FILE_IO_BINARY, "--device", "cpu", "--out-dir", out_dir.string(), "--load", file.string()},
+      options);
+  EXPECT_EQ(bad.exit_code, common::kExitBadInput) << bad.err.substr(0, 2000);
+  EXPECT_EQ(bad.err.rfind("error: ", 0), 0u) << bad.err.substr(0, 2000);
+  EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err.substr(0, 2000);
+  expect_bounded_refusal(bad, good, file, expected, "error: ");
+  EXPECT_EQ(testing_mp::snapshot(out_dir), before) << "the failed run changed the output folder";
   EXPECT_FALSE(fs::exists(marker)) << "code from the file ran: it wrote " << marker;
 }
 
-INSTANTIATE_TEST_SUITE_P(Cases, HostileFile, ::testing::ValuesIn(case_names()),
+INSTANTIATE_TEST_SUITE_P(Cases, HostileFile, ::testing::ValuesIn(keys(table("cases.json"))),
                          [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(HostileFile);
+
+// The same causes through the other reading path: any value (read_value), as --resume reads a checkpoint.
+// A planted newest checkpoint is skipped with one warning naming it, and the run resumes from the honest one.
+class HostileCheckpoint : public ::testing::TestWithParam<std::string> {};
+
+std::vector<std::string> resume_args(const fs::path& out_dir, const char* epochs) {
+  return {MP_CHECKPOINTS_BINARY,
+          "--device",
+          "cpu",
+          "--out-dir",
+          out_dir.string(),
+          "--examples",
+          "64",
+          "--batch-size",
+          "32",
+          "--checkpoint-every",
+          "1",
+          "--epochs",
+          epochs};
+}
+
+TEST_P(HostileCheckpoint, IsSkippedByResumeWithAWarningNamingIt) {
+  const auto planted = kHostile / table("resume_cases.json").at(GetParam());
+  const auto out_dir = testing_mp::fresh_dir();
+  // The honest run and the yardstick are made once, in the first test's folder, and shared by the rest.
+  static const fs::path shared = testing_mp::fresh_dir("shared");
+  const auto honest = shared / "honest";
+  static const bool made = [&] {
+    fs::remove_all(honest);
+    return testing_mp::run_program(resume_args(honest, "1")).exit_code == 0;
+  }();
+  ASSERT_TRUE(made);
+  // The yardstick: the same resume with no planted file, on a copy of the honest folder, once.
+  const auto copy_of_honest = [&](const fs::path& to) {
+    fs::remove_all(to);
+    fs::copy(honest, to, fs::copy_options::recursive);
+  };
+  auto yardstick = resume_args(shared / "yardstick", "2");
+  yardstick.push_back("--resume");
+  static const bool copied = (copy_of_honest(shared / "yardstick"), true);
+  ASSERT_TRUE(copied);
+  const auto& good = normal_run(yardstick);
+  ASSERT_EQ(good.exit_code, 0) << good.err;
+  ASSERT_NE(good.out.find("resumed from checkpoint-00000002.pt"), std::string::npos) << good.out;
+  copy_of_honest(out_dir);
+  const auto name = checkpoints::checkpoint_name(99);
+  fs::copy_file(planted, out_dir / "checkpoints" / name);
+  auto args = resume_args(out_dir, "2");
+  args.push_back("--resume");
+  testing_mp::RunOptions options;
+  options.timeout_seconds = good.seconds + 20;
+  const auto marker = kHostile / "marker-refused";
+  fs::remove(marker);
+  const auto result = testing_mp::run_program(args, options);
+  EXPECT_EQ(result.exit_code, 0) << result.err.substr(0, 2000);
+  EXPECT_FALSE(fs::exists(marker)) << "code from the planted checkpoint ran: it wrote " << marker;
+  expect_bounded_refusal(result, good, out_dir / "checkpoints" / name, "warning: skipping " + name,
+                         "warning: ");
+  EXPECT_NE(result.out.find("resumed from checkpoint-00000002.pt"), std::string::npos) << result.out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, HostileCheckpoint, ::testing::ValuesIn(keys(table("resume_cases.json"))),
+                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(HostileCheckpoint);
 
 TEST(HostileFiles, TorchLoadRunsTheFilesSetstateWhileTheReaderRunsNothing) {
   const auto file = kHostile / "setstate_writes_demo.pt";
@@ -109,36 +191,4 @@ TEST(HostileFiles, TorchLoadRunsTheFilesSetstateWhileTheReaderRunsNothing) {
   }
   EXPECT_TRUE(fs::exists(marker)) << "torch::load did not run the planted __setstate__";
   fs::remove(marker);
-}
-
-TEST(HostileFiles, ResumeSkipsAPlantedCheckpointWithoutRunningIt) {
-  const auto file = kHostile / "setstate_writes.pt";
-  if (!fs::exists(file)) GTEST_SKIP() << "python3-torch is missing, so no TorchScript archive was made";
-  const auto marker = kHostile / "marker-refused";
-  fs::remove(marker);
-  const auto out_dir = testing_mp::fresh_dir();
-  const std::vector<std::string> args{MP_CHECKPOINTS_BINARY,
-                                      "--device",
-                                      "cpu",
-                                      "--out-dir",
-                                      out_dir.string(),
-                                      "--examples",
-                                      "64",
-                                      "--batch-size",
-                                      "32",
-                                      "--checkpoint-every",
-                                      "1"};
-  auto first = args;
-  first.insert(first.end(), {"--epochs", "1"});
-  ASSERT_EQ(testing_mp::run_program(first).exit_code, 0);
-  // The newest name in the folder, so that --resume tries it first.
-  fs::copy_file(file, out_dir / "checkpoints" / "checkpoint-00000099.pt");
-  auto resume = args;
-  resume.insert(resume.end(), {"--epochs", "2", "--resume"});
-  const auto result = testing_mp::run_program(resume);
-  EXPECT_EQ(result.exit_code, 0) << result.err;
-  EXPECT_NE(result.err.find("warning: skipping checkpoint-00000099.pt"), std::string::npos) << result.err;
-  EXPECT_NE(result.err.find("defines __setstate__"), std::string::npos) << result.err;
-  EXPECT_NE(result.out.find("resumed from checkpoint-00000002.pt"), std::string::npos) << result.out;
-  EXPECT_FALSE(fs::exists(marker)) << "code from the planted checkpoint ran";
 }

@@ -195,4 +195,29 @@ std::string python_with_torch() {
   return result.exit_code == 0 ? python : "";
 }
 
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+std::map<std::string, std::string> snapshot(const std::filesystem::path& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir))
+    files[std::filesystem::relative(entry.path(), dir).string()] =
+        entry.is_regular_file() ? read_text(entry.path()) : "<dir>";
+  return files;
+}
+
+bool has_control_bytes(const std::string& text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '\n' && i + 1 == text.size()) continue;
+    if (c < 0x20 || c == 0x7F) return true;
+    if (c == 0xC2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+        static_cast<unsigned char>(text[i + 1]) < 0xA0)
+      return true;  // a C1 control in UTF-8
+  }
+  return false;
+}
+
 }  // namespace testing_mp

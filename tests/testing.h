@@ -2,6 +2,7 @@
 // Test helpers: one place for tensor comparisons that print both tensors, the devices a test runs on,
 // and running a real binary.
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -72,6 +73,16 @@ void remove_entries_after(const std::filesystem::path& dir, const std::string& l
 
 // A fresh empty folder under the build tree, named after the running test.
 std::filesystem::path fresh_dir(const std::string& tag = "");
+
+// A file's bytes ("" when it cannot be read).
+std::string read_text(const std::filesystem::path& path);
+
+// Every entry under dir, by its path relative to dir: a file with its bytes, a folder as "<dir>".
+std::map<std::string, std::string> snapshot(const std::filesystem::path& dir);
+
+// Whether text holds a byte a terminal would obey (C0 controls other than one final newline, DEL, ESC
+// sequences): what a program prints from a file must be escaped first.
+bool has_control_bytes(const std::string& text);
 
 // The python3 that has Debian's python3-torch, or an empty string (then tests that need it skip).
 std::string python_with_torch();

@@ -52,6 +52,18 @@ struct Settings {
   int64_t steps_per_epoch() const { return (examples + batch_size - 1) / batch_size; }
 };
 
+// The range of each setting, for the options and for what a checkpoint records alike: a checkpoint is
+// input from elsewhere, and a value no option accepts (a batch of 2^63 - 1, a NaN learning rate) is not
+// a run to continue. Within them, steps_per_epoch and every product below cannot overflow.
+template <typename T>
+struct Range {
+  T min, max;
+};
+inline constexpr Range<int64_t> kEpochsRange{1, 100000};
+inline constexpr Range<int64_t> kBatchSizeRange{1, 1000000};
+inline constexpr Range<int64_t> kExamplesRange{10, 100000000};
+inline constexpr Range<double> kLrRange{1e-6, 10.0};
+
 inline std::string checkpoint_name(int64_t step) { return fmt::format("checkpoint-{:08d}.pt", step); }
 
 // Model parameters, momentum buffers, progress and settings in one torch.save file (Python opens it with
@@ -141,10 +153,16 @@ inline Loaded load_checkpoint(const fs::path& path, torch::nn::Module& model, to
   const auto& lr = detail::field(settings, "lr", path);
   if (!lr.isDouble()) throw std::runtime_error(fmt::format("{}: 'lr' is not a float", path.string()));
   loaded.settings.lr = lr.toDouble();
-  if (loaded.settings.batch_size < 1 || loaded.settings.examples < 1)
-    throw std::runtime_error(fmt::format("{}: its settings are impossible (batch size {}, {} examples)",
-                                         path.string(), loaded.settings.batch_size,
-                                         loaded.settings.examples));
+  const auto in_range = [&](const char* key, auto value, auto range) {
+    // !(a <= b) is true for NaN too.
+    if (!(range.min <= value && value <= range.max))
+      throw std::runtime_error(fmt::format("{}: its setting '{}' is {}, outside [{}, {}]", path.string(), key,
+                                           value, range.min, range.max));
+  };
+  in_range("epochs", loaded.settings.epochs, kEpochsRange);
+  in_range("batch_size", loaded.settings.batch_size, kBatchSizeRange);
+  in_range("examples", loaded.settings.examples, kExamplesRange);
+  in_range("lr", loaded.settings.lr, kLrRange);
 
   auto& progress = loaded.progress;
   progress.epoch = detail::int_field(dict, "epoch", path);
@@ -165,7 +183,8 @@ inline Loaded load_checkpoint(const fs::path& path, torch::nn::Module& model, to
   const auto& rng = detail::field(dict, "epoch_rng_state", path);
   if (!rng.isTensor())
     throw std::runtime_error(fmt::format("{}: 'epoch_rng_state' is not a tensor", path.string()));
-  progress.epoch_rng_state = rng.toTensor();
+  // Tensors from a file may be views sharing one storage (as in Python): each gets memory of its own.
+  progress.epoch_rng_state = rng.toTensor().clone(at::MemoryFormat::Contiguous);
   try {
     auto scratch = at::detail::createCPUGenerator();
     scratch.set_state(progress.epoch_rng_state);
@@ -214,7 +233,9 @@ inline Loaded load_checkpoint(const fs::path& path, torch::nn::Module& model, to
   common::load_state_dict(model, parameters, path.string());
   for (const auto& [name, tensor] : expected_state) {
     const auto found = buffers.find(name);
-    if (found != buffers.end()) common::set_sgd_momentum_buffer(optimizer, tensor, found->second.to(device));
+    if (found != buffers.end())
+      common::set_sgd_momentum_buffer(optimizer, tensor,
+                                      found->second.to(device).clone(at::MemoryFormat::Contiguous));
   }
   return loaded;
 }

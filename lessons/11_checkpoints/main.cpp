@@ -20,16 +20,16 @@ int main(int argc, char** argv) try {
   auto& cli = options.cli();
   cli.add_option("--epochs", settings.epochs, "epochs to train")
       ->capture_default_str()
-      ->check(CLI::Range(1, 100000));
+      ->check(CLI::Range(checkpoints::kEpochsRange.min, checkpoints::kEpochsRange.max));
   cli.add_option("--batch-size", settings.batch_size, "examples per step")
       ->capture_default_str()
-      ->check(CLI::Range(1, 1000000));
+      ->check(CLI::Range(checkpoints::kBatchSizeRange.min, checkpoints::kBatchSizeRange.max));
   cli.add_option("--examples", settings.examples, "size of the synthetic dataset")
       ->capture_default_str()
-      ->check(CLI::Range(10, 100000000));
+      ->check(CLI::Range(checkpoints::kExamplesRange.min, checkpoints::kExamplesRange.max));
   cli.add_option("--lr", settings.lr, "learning rate of SGD")
       ->capture_default_str()
-      ->check(CLI::Range(1e-6, 10.0));
+      ->check(CLI::Range(checkpoints::kLrRange.min, checkpoints::kLrRange.max));
   cli.add_option("--checkpoint-every", train_options.checkpoint_every, "save a checkpoint every N steps")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000000));

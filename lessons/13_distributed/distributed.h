@@ -335,7 +335,8 @@ inline int64_t load_checkpoint(const fs::path& path, torch::nn::Module& model, t
   }
   common::load_state_dict(model, params, path.string());
   for (size_t i = 0; i < momentum.size(); ++i) {
-    common::set_sgd_momentum_buffer(optimizer, model_params[i], momentum.get(i).toTensor().clone());
+    common::set_sgd_momentum_buffer(optimizer, model_params[i],
+                                    momentum.get(i).toTensor().clone(at::MemoryFormat::Contiguous));
   }
   return epochs_done;
 }

@@ -17,6 +17,8 @@ import sys
 import zipfile
 import zlib
 
+import causes
+
 
 def binunicode(s):
     b = s.encode()
@@ -77,8 +79,15 @@ def main():
     cases = {}
 
     def case(name, expected, pickle, **kwargs):
-        archive(os.path.join(out, name + ".pt"), pickle, **kwargs)
+        if pickle is not None:  # None: the file is written already
+            archive(os.path.join(out, name + ".pt"), pickle, **kwargs)
         cases[name] = expected
+
+    resume = {}
+
+    def resume_case(name, pickle, **kwargs):
+        archive(os.path.join(out, "resume_" + name + ".pt"), pickle, **kwargs)
+        resume[name] = "resume_" + name + ".pt"
 
     good = tensor()
     case("deep_nesting", "nested deeper than 64", b"\x80\x02" + b"]" * 100000 + b"a" * 99999 + b".")
@@ -92,7 +101,7 @@ def main():
          state_dict(("w", tensor(numel=1000000, size=(4,)))))
     case("storage_record_missing", "record data/7 is not in the archive", state_dict(("w", tensor(key="7"))))
     case("huge_memo_index", "never put", b"\x80\x02]r\xff\xff\xff\xffj\xfe\xff\xff\xff.")
-    case("memo_flood", "memo grows past its limit",
+    case("memo_flood", "budget of 64 MiB (it ran out on the pickle's memo)",
          b"\x80\x02]" + b"".join(b"r" + struct.pack("<I", i) for i in range(1100000)) + b".")
     case("cycle", "cycle", b"\x80\x02]q\x00h\x00a.")
     case("global_os_system", "os.system", b"\x80\x02" + glob("os", "system") + binunicode("touch x") + b"\x85R.")
@@ -113,14 +122,19 @@ def main():
     deflated_gigabyte(os.path.join(out, "deflated_gigabyte.pt"))
     cases["deflated_gigabyte"] = "compressed"
 
+    causes.main(out, case, resume_case)
+
     try:
         import torch
     except ImportError:
         torch = None
     if torch is not None:
         write_torchscript(torch, out, cases)
+        resume["setstate_writes"] = "setstate_writes.pt"  # writes marker-refused if anything runs it
     with open(os.path.join(out, "cases.json"), "w") as f:
         json.dump(cases, f, indent=1, sort_keys=True)
+    with open(os.path.join(out, "resume_cases.json"), "w") as f:
+        json.dump(resume, f, indent=1, sort_keys=True)
 
 
 def write_torchscript(torch, out, cases):

@@ -1,0 +1,298 @@
+// The archive: from the bytes of a file to its records. PyTorch reads its zips with miniz; this reads the
+// same structures the same way (the last end record, the central directory, each local header), checks
+// every offset against the file before it reads, and allocates nothing a header only claims.
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <unordered_set>
+
+#include <fmt/format.h>
+
+#ifndef MP_HAVE_LIBDEFLATE
+#define MP_HAVE_LIBDEFLATE 0
+#endif
+#if MP_HAVE_LIBDEFLATE
+#include <libdeflate.h>
+#endif
+
+#include "common/print.h"
+#include "common/weights_internal.h"
+
+namespace common::weights {
+
+uint32_t crc32(uint32_t crc, const void* data, size_t size) {
+#if MP_HAVE_LIBDEFLATE
+  return libdeflate_crc32(crc, data, size);
+#else
+  // The table-driven CRC-32 of zip (polynomial 0xEDB88320), about 0.5 GB/s: only for builds without
+  // libdeflate (about 11 GB/s here).
+  static const auto table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  const auto* p = static_cast<const unsigned char*>(data);
+  crc = ~crc;
+  for (size_t i = 0; i < size; ++i) crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+  return ~crc;
+#endif
+}
+
+uint16_t le16(const unsigned char* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+uint32_t le32(const unsigned char* p) {
+  return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
+         (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
+}
+uint64_t le64(const unsigned char* p) { return le32(p) | (static_cast<uint64_t>(le32(p + 4)) << 32); }
+
+namespace {
+
+class FdSource final : public Source {
+ public:
+  FdSource(int fd, uint64_t size, std::string name) : fd_(fd), size_(size), name_(std::move(name)) {}
+  ~FdSource() override { ::close(fd_); }
+  FdSource(const FdSource&) = delete;
+  FdSource& operator=(const FdSource&) = delete;
+  uint64_t size() const override { return size_; }
+  void read(uint64_t offset, void* dst, size_t n) const override {
+    auto* out = static_cast<char*>(dst);
+    while (n > 0) {
+      const ssize_t got = ::pread(fd_, out, n, static_cast<off_t>(offset));
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        throw FileError(fmt::format("{}: cannot read it: {}", name_, std::strerror(errno)));
+      }
+      if (got == 0) {
+        throw FileError(
+            fmt::format("{}: the file ended early: it was truncated or replaced while it was read", name_));
+      }
+      out += got;
+      offset += static_cast<uint64_t>(got);
+      n -= static_cast<size_t>(got);
+    }
+  }
+
+ private:
+  int fd_;
+  uint64_t size_;
+  std::string name_;
+};
+
+class BytesSource final : public Source {
+ public:
+  explicit BytesSource(std::string bytes) : bytes_(std::move(bytes)) {}
+  uint64_t size() const override { return bytes_.size(); }
+  void read(uint64_t offset, void* dst, size_t n) const override {
+    if (offset > bytes_.size() || n > bytes_.size() - offset) throw std::runtime_error("read past the end");
+    std::memcpy(dst, bytes_.data() + offset, n);
+  }
+
+ private:
+  std::string bytes_;
+};
+
+struct ZipEnd {
+  uint64_t entries = 0;
+  uint64_t cd_offset = 0;
+  uint64_t cd_size = 0;
+  uint64_t end_start = 0;  // where the end records begin: the central directory must end there
+};
+
+constexpr uint32_t kEndSignature = 0x06054b50;
+constexpr size_t kEndSize = 22;
+
+// miniz, PyTorch's zip reader, takes the last end-of-directory signature that has a whole record after
+// it, whatever its comment length says. An earlier record whose comment covers a later one would be the
+// one a stricter reader takes: two readings of one file. So the last one is taken, and it must end the
+// file exactly, or the file is refused.
+ZipEnd find_end(const Source& source, const Fail& fail) {
+  const uint64_t size = source.size();
+  const uint64_t tail_size = std::min<uint64_t>(size, 65535 + kEndSize);
+  std::vector<unsigned char> tail(tail_size);
+  source.read(size - tail_size, tail.data(), tail.size());
+  for (size_t i = tail.size() - kEndSize + 1; i-- > 0;) {
+    if (le32(&tail[i]) != kEndSignature) continue;
+    const unsigned char* e = &tail[i];
+    if (i + kEndSize + le16(e + 20) != tail.size()) {
+      fail(
+          "not a valid model file: its last end record does not end the file (two archives in one, or a "
+          "damaged comment), so zip readers could read two different archives from it");
+    }
+    if (le16(e + 4) != 0 || le16(e + 6) != 0) fail("not a valid model file: a multi-part zip archive");
+    ZipEnd end;
+    end.entries = le16(e + 10);
+    end.cd_size = le32(e + 12);
+    end.cd_offset = le32(e + 16);
+    end.end_start = size - tail_size + i;
+    if (i >= 20 && le32(&tail[i - 20]) == 0x07064b50) {
+      const uint64_t z64 = le64(&tail[i - 20 + 8]);
+      unsigned char rec[56];
+      if (z64 > end.end_start || end.end_start - z64 < 56 + 20)
+        fail("not a valid model file: a damaged zip64 record");
+      source.read(z64, rec, sizeof rec);
+      if (le32(rec) != 0x06064b50) fail("not a valid model file: a damaged zip64 record");
+      end.entries = le64(rec + 32);
+      end.cd_size = le64(rec + 40);
+      end.cd_offset = le64(rec + 48);
+      end.end_start = z64;
+    }
+    return end;
+  }
+  fail("not a valid model file: the zip archive is damaged or truncated (no end record)");
+  return {};
+}
+
+// One central directory entry, read from the file (46 bytes, then its name, extra field and comment).
+Record read_entry(const Source& source, uint64_t& at, const ZipEnd& end, std::string& prefix,
+                  std::unordered_set<std::string>& names, Budget& budget, const Fail& fail) {
+  unsigned char h[46];
+  if (end.end_start - at < sizeof h) fail("not a valid model file: the zip archive's directory is damaged");
+  source.read(at, h, sizeof h);
+  if (le32(h) != 0x02014b50) fail("not a valid model file: the zip archive's directory is damaged");
+  const uint16_t flags = le16(h + 8), method = le16(h + 10);
+  uint64_t csize = le32(h + 20), usize = le32(h + 24), offset = le32(h + 42);
+  const size_t nlen = le16(h + 28), elen = le16(h + 30), clen = le16(h + 32);
+  if (end.end_start - at - sizeof h < nlen + elen + clen)
+    fail("not a valid model file: the zip archive's directory is damaged");
+  budget.charge(nlen + elen + 64, "the archive's directory");
+  std::vector<unsigned char> variable(nlen + elen);
+  source.read(at + sizeof h, variable.data(), variable.size());
+  at += sizeof h + nlen + elen + clen;
+  std::string entry(reinterpret_cast<const char*>(variable.data()), nlen);
+  const std::string shown = printable(entry);
+  // zip64: the sizes and offset that do not fit in 32 bits follow in extra field 0x0001, in this order.
+  for (size_t e = 0; e + 4 <= elen;) {
+    const unsigned char* x = variable.data() + nlen + e;
+    const size_t xlen = le16(x + 2);
+    if (e + 4 + xlen > elen) break;
+    if (le16(x) == 0x0001) {
+      size_t q = 4;
+      for (uint64_t* field : {&usize, &csize, &offset}) {
+        if (*field != 0xFFFFFFFFu) continue;
+        if (q + 8 > 4 + xlen)
+          fail(fmt::format("not a valid model file: entry {} has a damaged zip64 field", shown));
+        *field = le64(x + q);
+        q += 8;
+      }
+    }
+    e += 4 + xlen;
+  }
+  if ((flags & 1) != 0) fail(fmt::format("not a model file: entry {} is encrypted", shown));
+  const auto slash = entry.find('/');
+  if (slash == std::string::npos || slash == 0)
+    fail(fmt::format("not a model file: entry {} is outside the archive's folder", shown));
+  const bool code = entry.compare(slash + 1, 5, "code/") == 0;
+  const bool deflated = method == 8 && code;
+  if (!deflated && (method != 0 || csize != usize)) {
+    fail(fmt::format(
+        "not a model file: entry {} is compressed (method {}); PyTorch and LibTorch never compress what they "
+        "save, so this file was made by something else",
+        shown, method));
+  }
+  if (prefix.empty()) prefix = entry.substr(0, slash + 1);
+  if (entry.compare(0, prefix.size(), prefix) != 0)
+    fail(fmt::format("not a model file: entry {} is outside folder {}", shown, printable(prefix)));
+  if (!names.insert(entry).second) fail(fmt::format("not a valid model file: entry {} appears twice", shown));
+
+  // The local header gives where the data starts; both headers must name the same entry.
+  unsigned char local[30];
+  if (offset > end.cd_offset || end.cd_offset - offset < sizeof local)
+    fail(fmt::format("not a valid model file: entry {} lies outside the archive", shown));
+  source.read(offset, local, sizeof local);
+  const size_t lnlen = le16(local + 26), lelen = le16(local + 28);
+  if (le32(local) != 0x04034b50 || lnlen != nlen)
+    fail(fmt::format("not a valid model file: entry {} has a damaged header", shown));
+  const uint64_t data = offset + sizeof local + lnlen + lelen;
+  if (data > end.cd_offset || csize > end.cd_offset - data)
+    fail(fmt::format("not a valid model file: entry {} runs past the end of its data", shown));
+  std::string local_name(lnlen, '\0');
+  source.read(offset + sizeof local, local_name.data(), lnlen);
+  if (local_name != entry) fail(fmt::format("not a valid model file: entry {} has a damaged header", shown));
+  return {entry.substr(prefix.size()), data, usize, le32(h + 16), deflated, csize};
+}
+
+// Raw deflate of `packed` into `out`, which has the exact expected size.
+bool inflate_exactly(const std::string& packed, std::string& out) {
+#if MP_HAVE_LIBDEFLATE
+  libdeflate_decompressor* d = libdeflate_alloc_decompressor();
+  if (d == nullptr) return false;
+  size_t produced = 0;
+  const auto rc =
+      libdeflate_deflate_decompress(d, packed.data(), packed.size(), out.data(), out.size(), &produced);
+  libdeflate_free_decompressor(d);
+  return rc == LIBDEFLATE_SUCCESS && produced == out.size();
+#else
+  (void)packed;
+  (void)out;
+  return false;  // built without libdeflate: compressed TorchScript code cannot be checked, so it is refused
+#endif
+}
+
+}  // namespace
+
+std::shared_ptr<Source> fd_source(int fd, uint64_t size, std::string name) {
+  return std::make_shared<FdSource>(fd, size, std::move(name));
+}
+std::shared_ptr<Source> bytes_source(std::string bytes) {
+  return std::make_shared<BytesSource>(std::move(bytes));
+}
+
+std::vector<Record> read_directory(const Source& source, Budget& budget, const Fail& fail) {
+  const uint64_t size = source.size();
+  if (size == 0) fail("the file is empty");
+  if (size < kEndSize)
+    fail("not a model file: too short to be the zip archive that PyTorch and LibTorch write");
+  unsigned char head[4] = {};
+  source.read(0, head, 4);
+  if (le32(head) != 0x04034b50) {
+    fail(
+        "not a model file: PyTorch and LibTorch files are zip archives, and this one does not start like "
+        "one");
+  }
+  const ZipEnd end = find_end(source, fail);
+  if (end.entries == 0 || end.entries > kMaxEntries)
+    fail(fmt::format("not a valid model file: {} archive entries", end.entries));
+  // Every size below is checked against the file before it is used; an entry takes at least 46 bytes.
+  if (end.cd_offset > end.end_start || end.cd_size != end.end_start - end.cd_offset ||
+      end.cd_size / 46 < end.entries)
+    fail("not a valid model file: the zip archive's directory is damaged");
+  std::vector<Record> records;
+  std::string prefix;
+  std::unordered_set<std::string> names;
+  uint64_t at = end.cd_offset;
+  for (uint64_t n = 0; n < end.entries; ++n) {
+    budget.charge(sizeof(Record), "the archive's directory");
+    records.push_back(read_entry(source, at, end, prefix, names, budget, fail));
+  }
+  return records;
+}
+
+std::string read_record(const Source& source, const Record& r, Budget& budget, const Fail& fail) {
+  budget.charge(r.size, "a record read whole");
+  std::string bytes(static_cast<size_t>(r.size), '\0');
+  if (r.deflated) {
+    // Inflated into exactly the size the directory declares (bounded by the caller): a stream that would
+    // inflate to more is an error, not a bigger buffer.
+    budget.charge(r.stored_size, "a record read whole");
+    std::string packed(static_cast<size_t>(r.stored_size), '\0');
+    source.read(r.offset, packed.data(), packed.size());
+    if (!inflate_exactly(packed, bytes))
+      fail(fmt::format("not a valid model file: entry {} does not inflate to its declared size",
+                       printable(r.name)));
+  } else {
+    source.read(r.offset, bytes.data(), bytes.size());
+  }
+  if (crc32(0, bytes.data(), bytes.size()) != r.crc)
+    fail(fmt::format("not a valid model file: entry {} is damaged (CRC error)", printable(r.name)));
+  return bytes;
+}
+
+}  // namespace common::weights

@@ -1,0 +1,276 @@
+"""Hostile files by cause: for each way a weights reader can go wrong, several files that show it, each
+built another way, so that a fix of the cause and not of one example is what makes them pass.
+
+Every file here is refused by the reader with one error line naming it. `load_cases` are given to
+`09_file_io --load` (the state-dict path), `resume_cases` are planted as the newest checkpoint of
+`11_checkpoints --resume` (the any-value path), which must skip them with a warning naming them.
+"""
+import os
+import struct
+import zipfile
+import zlib
+
+from make_hostile import archive, binunicode, glob, integer, tensor
+
+PROTO = b"\x80\x02"
+
+
+def put(i):
+    return b"r" + struct.pack("<I", i)
+
+
+def get(i):
+    return b"j" + struct.pack("<I", i)
+
+
+def pdict(*entries):
+    """A dict literal of (pickled key, pickled value) pairs."""
+    return b"}(" + b"".join(k + v for k, v in entries) + b"u"
+
+
+def s(text):
+    return binunicode(text)
+
+
+def module_object(attributes):
+    """A LibTorch module object (what torch::save writes): __torch__.Module built from a dict."""
+    return glob("__torch__", "Module") + b")\x81" + pdict(*attributes) + b"b"
+
+
+def mlp_records(fill=b"\0"):
+    """Records and entries of a state dict that fits lesson 09's MLP (hidden 20 -> 256, out 256 -> 10)."""
+    shapes = {"hidden.weight": (256, 20), "hidden.bias": (256,), "output.weight": (10, 256), "output.bias": (10,)}
+    entries, records = [], {}
+    for i, (name, shape) in enumerate(shapes.items()):
+        numel = 1
+        for d in shape:
+            numel *= d
+        stride = (shape[1], 1) if len(shape) == 2 else (1,)
+        entries.append((s(name), tensor(key=str(i), numel=numel, size=shape, stride=stride)))
+        records[f"data/{i}"] = fill * (4 * numel)
+    return entries, records
+
+
+def write_zip(path, entries, deflate=()):
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in entries:
+            kind = zipfile.ZIP_DEFLATED if name in deflate else zipfile.ZIP_STORED
+            z.writestr(zipfile.ZipInfo(name), data, compress_type=kind)
+
+
+def shared_levels(depth, make_level, leaf):
+    """Level 0 is leaf (memoized as 0); level k holds level k-1 twice, once in full and once by GET."""
+    body = leaf + put(0)
+    for level in range(1, depth + 1):
+        body = make_level(body, get(level - 1)) + put(level)
+    return body
+
+
+def sparse_zip_claiming(path, gigabytes, zip64):
+    """A sparse file of `gigabytes` whose end record says its central directory fills all of it."""
+    pickle = PROTO + b"}."
+    name = b"archive/data.pkl"
+    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0x21, zlib.crc32(pickle), len(pickle),
+                        len(pickle), len(name), 0) + name + pickle
+    size = gigabytes << 30
+    with open(path, "wb") as f:
+        f.write(local)
+        f.truncate(size)
+        cd_offset = len(local)
+        if zip64:
+            z64_at = size - 22 - 20 - 56
+            cd_size = z64_at - cd_offset
+            f.seek(z64_at)
+            f.write(struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, 1, 1, cd_size, cd_offset))
+            f.write(struct.pack("<IIQI", 0x07064B50, 0, z64_at, 1))
+            f.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0))
+        else:
+            cd_size = size - 22 - cd_offset
+            f.seek(size - 22)
+            f.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, cd_size, cd_offset, 0))
+
+
+def two_end_records(path, trailing_valid):
+    """Two archives in one file. The last end-of-directory signature (the one PyTorch's reader, miniz,
+    takes) describes archive B; archive A's end record carries the rest of the file as its comment."""
+    import io
+    def zip_bytes(pickle, base):
+        buf = io.BytesIO()
+        buf.write(b"\0" * base)
+        with zipfile.ZipFile(buf, "a") as z:
+            z.writestr(zipfile.ZipInfo("archive/data.pkl"), pickle)
+        return buf.getvalue()
+    a_pickle = PROTO + pdict((s("a"), integer(1))) + b"."
+    b_pickle = PROTO + pdict((s("b"), integer(2))) + b"."
+    b = zip_bytes(b_pickle, 0)
+    b_end = b[-22:]
+    whole = zip_bytes(a_pickle, len(b) - 22)  # archive A laid after archive B's entries and directory
+    a_part = b[:-22] + whole[len(b) - 22:]
+    a_end = a_part[-22:]
+    tail = b_end if trailing_valid else b_end[:20] + struct.pack("<H", 100)
+    a_end = a_end[:20] + struct.pack("<H", len(tail) + 3)
+    with open(path, "wb") as f:
+        f.write(a_part[:-22] + a_end + tail + b"\0\0\0")
+
+
+def torchscript_like(path, code):
+    """A torch::save-style archive (constants.pkl, code/) whose code defines a method, written as `code`."""
+    pickle = PROTO + module_object([(s("training"), b"\x88")]) + b"."
+    write_zip(path, [("archive/data.pkl", pickle), ("archive/constants.pkl", PROTO + b")."),
+                     ("archive/code/__torch__.py", code.encode()), ("archive/version", b"1\n")],
+              deflate=("archive/code/__torch__.py",))
+
+
+def main(out, case, resume_case):
+    def path(name):
+        return os.path.join(out, name + ".pt")
+
+    good = tensor()
+    one = {"data/0": b"\0" * 4}
+    mlp_entries, mlp_recs = mlp_records()
+
+    # 1. Shared references: 2^depth paths through a few KB.
+    case("shared_dicts", "entry 'a' is a dict, not a tensor",
+         PROTO + shared_levels(40, lambda body, again: b"}(" + s("a") + body + s("b") + again + b"u",
+                               pdict((s("w"), good))) + b".")
+    case("shared_lists_in_a_dict", "entry 'w' is a list, not a tensor",
+         PROTO + b"}" + s("w") + shared_levels(40, lambda body, again: b"](" + body + again + b"e",
+                                                    b"]") + b"s.")
+    case("shared_modules", "reached by two paths",
+         PROTO + shared_levels(40, lambda body, again: module_object([(s("a"), body), (s("b"), again)]),
+                               module_object([(s("weight"), good)])) + b".")
+    resume_case("shared_lists",
+                PROTO + shared_levels(60, lambda body, again: b"](" + body + again + b"e", b"]") + b".")
+    resume_case("shared_tuples",
+                PROTO + pdict((s("settings"), shared_levels(60, lambda body, again: body + again + b"\x86",
+                                                            integer(7))),) + b".")
+    resume_case("shared_dicts_in_a_checkpoint",
+                PROTO + pdict((s("model"), shared_levels(60, lambda body, again: pdict((s("a"), body),
+                                                                                      (s("b"), again)),
+                                                         pdict((s("w"), good))))) + b".")
+
+    # 2. Dicts of many keys: each key must not scan the ones before it.
+    many = 100000
+    case("dict_of_100k_int_keys", "a state dict's keys are strings",
+         PROTO + b"}(" + b"".join(integer(i) + b"N" for i in range(many)) + b"u.")
+    case("dict_of_100k_str_keys", "is a None, not a tensor",
+         PROTO + b"}(" + b"".join(s(f"k{i}") + b"N" for i in range(many)) + b"u.")
+    case("module_of_60k_submodules", "does not fit the model",
+         PROTO + module_object([(s(f"m{i}"), module_object([])) for i in range(60000)]) + b".")
+    case("state_dict_of_20k_tensors", "more",
+         PROTO + b"}(" + b"".join(s(f"t{i}") + tensor(numel=4, size=(), stride=()) for i in range(20000))
+         + b"u.")
+    resume_case("dict_of_100k_keys", PROTO + b"}(" + b"".join(integer(i) + b"N" for i in range(many)) + b"u.")
+
+    # 3. Views: a tensor's extent is its shape, not its storage; no view may be copied out to be checked.
+    case("stride_zero_2gib", "does not fit the model",
+         PROTO + pdict((s("hidden.weight"), tensor(numel=1, size=(1 << 15, 1 << 14), stride=(0, 0)))) + b".",
+         records=one)
+    case("stride_zero_8gib_doubles", "does not fit the model",
+         PROTO + pdict((s("hidden.weight"),
+                        tensor(dtype="DoubleStorage", numel=1, size=(1 << 10,) * 3, stride=(0,) * 3))) + b".",
+         records={"data/0": b"\0" * 8})
+    case("stride_zero_4tib", "does not fit the model",
+         PROTO + pdict((s("hidden.weight"), tensor(numel=1, size=(1 << 20, 1 << 20), stride=(0, 0)))) + b".",
+         records=one)
+    big = 2 << 20  # 8 MiB of floats, referenced by 256 views
+    case("views_of_one_storage", "does not fit the model",
+         PROTO + b"}(" + b"".join(s(f"v{i}") + tensor(numel=big, size=(big,)) for i in range(256)) + b"u.",
+         records={"data/0": b"\0" * (4 * big)})
+    resume_case("views_of_one_storage",
+                PROTO + pdict((s("model"), b"}(" + b"".join(s(f"v{i}") + tensor(numel=big, size=(big,))
+                                                            for i in range(256)) + b"u")) + b".",
+                records={"data/0": b"\0" * (4 * big)})
+    resume_case("stride_zero_2gib",
+                PROTO + pdict((s("model"), pdict((s("hidden.weight"),
+                                                   tensor(numel=1, size=(1 << 15, 1 << 14), stride=(0, 0)))))) +
+                b".", records=one)
+
+    # 4. The machine's own memory: each value costs what it is, drawn from one budget.
+    case("a_million_nones", "holds a list, not a dict", PROTO + b"](" + b"N" * 1000000 + b"e.")
+    case("a_million_empty_tuples", "holds a list, not a dict", PROTO + b"](" + b")" * 1000000 + b"e.")
+    dims = tensor(numel=1, size=(1,) * 64, stride=(1,) * 64)
+    case("tensors_of_64_dimensions", "budget of 64 MiB",
+         PROTO + b"](" + dims * (5000000 // len(dims)) + b"e.", records=one)
+    case("strings_beyond_the_budget", "budget",
+         PROTO + b"](" + (b"\x8d" + struct.pack("<Q", 1 << 20) + b"x" * (1 << 20)) * 60 + b"e.")
+    resume_case("a_million_nones", PROTO + b"](" + b"N" * 1000000 + b"e.")
+
+    # 5. The central directory is as large as its end record says only if the file holds it.
+    sparse = [("directory_claims_3gib", 3, False), ("directory_claims_40gib_zip64", 40, True)]
+    for name, gigabytes, zip64 in sparse:
+        try:
+            sparse_zip_claiming(path(name), gigabytes, zip64)
+        except OSError:
+            continue  # a filesystem without sparse files: the case is left out
+        case(name, "directory is damaged", None)
+
+    # 6. Errors from LibTorch or the allocator name the file too.
+    case("int_tensor_requiring_grad", "only floating-point tensors can require gradients",
+         PROTO + pdict((s("w"), tensor(dtype="LongStorage", numel=2, size=(2,)).replace(b"\x89", b"\x88", 1)))
+         + b".")
+    case("numel_past_int64", "more elements than",
+         PROTO + pdict((s("w"), tensor(numel=1, size=(1 << 40, 1 << 40), stride=(0, 0)))) + b".", records=one)
+
+    # 7. Arithmetic on values from the file, checked.
+    case("empty_tensor_with_huge_sizes", "does not fit the model",
+         PROTO + pdict((s("w"), tensor(numel=1, size=(0, 1 << 62, 4), stride=(1, 1, 1)))) + b".", records=one)
+
+    # 8. Files that could be read two ways: read as PyTorch reads them, or refused.
+    two_end_records(path("two_end_records"), trailing_valid=False)
+    case("two_end_records", "end record", None)
+    case("parameter_with_hooks", "backward hooks",
+         PROTO + pdict((s("w"), glob("torch._utils", "_rebuild_parameter") + b"(" + good + b"\x88" +
+                        glob("collections", "OrderedDict") + b")R" + s("h") + integer(1) + b"stR")) + b".")
+    case("storage_under_two_dtypes", "as two dtypes",
+         PROTO + pdict((s("a"), good), (s("b"), tensor(dtype="IntStorage"))) + b".")
+    case("storage_under_two_sizes", "declares 2 elements",
+         PROTO + pdict((s("a"), good), (s("b"), tensor(numel=2, size=(2,)))) + b".")
+    recs = dict(mlp_recs)
+    recs["byteorder"] = b"big"
+    case("byteorder_big", "big-endian", PROTO + b"}(" + b"".join(k + v for k, v in mlp_entries) + b"u.",
+         records=recs)
+    recs = dict(mlp_recs)
+    recs["byteorder"] = b"middle"
+    case("byteorder_unknown", "byte order", PROTO + b"}(" + b"".join(k + v for k, v in mlp_entries) + b"u.",
+         records=recs)
+    case("module_with_dotted_attribute", "named twice",
+         PROTO + module_object([(s("hidden.weight"), good),
+                                (s("hidden"), module_object([(s("weight"), good)]))]) + b".")
+    case("dict_with_int_and_str_key", "a state dict's keys are strings",
+         PROTO + pdict((s("0"), good), (integer(0), good)) + b".")
+
+    # 9. TorchScript methods, however they are spelt.
+    spellings = {
+        "def_tab": "class Planted(Module):\n  def\t__setstate__(self, state):\n    pass\n",
+        "def_formfeed": "class Planted(Module):\n  def\x0c__setstate__(self, state):\n    pass\n",
+        "def_continued": "class Planted(Module):\n  def \\\n    __setstate__(self, state):\n    pass\n",
+        "def_crlf": "class Planted(Module):\r\n  def __setstate__(self, state):\r\n    pass\r\n",
+        "def_after_comment": "class Planted(Module):  # def\n  training : bool\n  def  forward(self):\n    pass\n",
+    }
+    for name, code in spellings.items():
+        torchscript_like(path("code_" + name), code)
+        case("code_" + name, "defines", None)
+
+    # 10. Bytes from the file are quoted before they reach a terminal.
+    case("key_with_escape_sequence", "\\x1b[31m",
+         PROTO + pdict((s("\x1b[31mhidden.weight\x07\r"), good)) + b".")
+    case("key_of_8mib", "bytes, cut)", PROTO + pdict((s("k" * (8 << 20)), good)) + b".")
+    case("global_with_control_bytes", "\\x1b", PROTO + glob("os\x1b[2J", "system\x07") + b")R.")
+    case("storage_key_with_control_bytes", "\\x1b",
+         PROTO + pdict((s("w"), tensor(key="\x1b]0;owned\x07"))) + b".")
+
+    # 7 (continued). A checkpoint's settings are input too: each within the range its option accepts.
+    def checkpoint(**settings):
+        run = {"epochs": integer(3), "batch_size": integer(32), "examples": integer(2048), "seed": integer(0),
+               "lr": b"G" + struct.pack(">d", 0.05)}
+        run.update(settings)
+        return (PROTO + pdict((s("settings"), pdict(*((s(k), v) for k, v in run.items()))),
+                              (s("epoch"), integer(0)), (s("step"), integer(0))) + b".")
+    resume_case("batch_size_at_int64_max", checkpoint(batch_size=integer(2**63 - 1)))
+    resume_case("examples_at_int64_max", checkpoint(examples=integer(2**63 - 1)))
+    resume_case("negative_batch_size", checkpoint(batch_size=integer(-2**63)))
+    resume_case("lr_nan", checkpoint(lr=b"G" + struct.pack(">d", float("nan"))))
+    resume_case("lr_negative", checkpoint(lr=b"G" + struct.pack(">d", -0.05)))
+    resume_case("lr_infinite", checkpoint(lr=b"G" + struct.pack(">d", float("inf"))))
+    resume_case("epochs_at_int64_max", checkpoint(epochs=integer(2**63 - 1)))
