@@ -201,6 +201,13 @@ c10::IValue read_value(const fs::path& path) {
   });
 }
 
+c10::IValue read_value(std::string_view bytes, const std::string& name) {
+  return naming(name, [&] {
+    const auto file = weights::WeightsFile::from_bytes(std::string(bytes), name);
+    return Converter(file)(file.root());
+  });
+}
+
 void load_state_dict(torch::nn::Module& module, const StateDict& state, const std::string& source) {
   const StateDict expected = state_dict(module);
   std::vector<Described> given;

@@ -49,6 +49,8 @@ StateDict read_state_dict(std::string_view bytes, const std::string& name);
 
 // Reads any value of a torch.save file (tensors, lists, tuples, dicts, numbers, strings), as data only.
 c10::IValue read_value(const std::filesystem::path& path);
+// The same from bytes in memory; `name` is what errors call them.
+c10::IValue read_value(std::string_view bytes, const std::string& name);
 
 // Copies `state` into the module with the semantics of Python's load_state_dict(strict=True): every
 // missing key, unexpected key, and shape or dtype mismatch is reported in one error naming each key and

@@ -165,6 +165,22 @@ void WeightsFile::parse() {
       if (value != "little") fail(fmt::format("not a valid model file: byte order '{}'", printable(value)));
     }
 
+    // PyTorch's reader refuses an archive without a version record, or of a version it does not know
+    // (1 to 10): so does this one, or it would read files PyTorch cannot.
+    const auto version = find(".data/version") ? find(".data/version") : find("version");
+    if (!version)
+      fail("not a model file: the archive has no version record, without which PyTorch refuses it");
+    {
+      const auto& r = records_[*version];
+      const std::string text = r.size <= 8 ? read_record(*source_, r, *budget_, fail) : std::string("?");
+      const auto digits = text.substr(0, text.find_last_not_of("\n") + 1);
+      if (digits.empty() || digits.size() > 2 ||
+          digits.find_first_not_of("0123456789") != std::string::npos || std::stoi(digits) < 1 ||
+          std::stoi(digits) > 10)
+        fail(fmt::format("not a model file: archive version '{}', which PyTorch does not read",
+                         printable(text)));
+    }
+
     const auto pkl = find("data.pkl");
     if (!pkl) fail("not a model file: the archive has no data.pkl");
     const auto& pickle_record = records_[*pkl];

@@ -87,7 +87,8 @@ class Values {
 };
 
 // The calls a weights file may make, by name: OrderedDict, _rebuild_tensor_v2, _rebuild_parameter,
-// restore_type_tag, LibTorch's module classes; and BINPERSID's storages. Every argument is checked.
+// LibTorch's module classes (torch.jit._pickle.restore_type_tag is not one: weights_only refuses it); and
+// BINPERSID's storages. Every argument is checked.
 class Rebuilder {
  public:
   Rebuilder(Values& values, const std::vector<Record>& records, RecordLookup lookup)

@@ -2,6 +2,7 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -159,6 +160,13 @@ class Pickler {
   }
 
   void save(const c10::IValue& v, std::vector<torch::Tensor>& storages) {
+    // A container met again is fetched from the memo, as Python's pickler does for an object it has
+    // written: shared values stay shared, and a value reached by 2^60 paths is written once.
+    const bool container = v.isTuple() || v.isList() || v.isGenericDict();
+    if (container) {
+      if (const auto found = containers_.find(v.internalToPointer()); found != containers_.end())
+        return get(found->second);
+    }
     if (v.isNone()) {
       out_.push_back('N');
     } else if (v.isBool()) {
@@ -184,10 +192,12 @@ class Pickler {
       if (elements.size() > 3) out_.push_back('(');
       for (const auto& e : elements) save(e, storages);
       out_.push_back(elements.size() > 3 ? 't' : static_cast<char>(0x84 + elements.size()));
+      containers_[v.internalToPointer()] = next_;
       put();
     } else if (v.isList()) {
       const auto list = v.toListRef();
       out_.push_back(']');
+      containers_[v.internalToPointer()] = next_;
       put();
       batched(list, list.size(), 'a', 'e', [&](const c10::IValue& item) { save(item, storages); });
     } else if (v.isGenericDict()) {
@@ -199,6 +209,7 @@ class Pickler {
       } else {
         out_.push_back('}');
       }
+      containers_[v.internalToPointer()] = next_;
       put();
       batched(dict, dict.size(), 's', 'u', [&](const auto& entry) {
         save(entry.key(), storages);
@@ -214,6 +225,7 @@ class Pickler {
   uint32_t next_ = 0;
   std::map<std::string, uint32_t> memo_;
   std::map<const void*, std::string> storage_keys_;
+  std::unordered_map<const void*, uint32_t> containers_;
 };
 
 }  // namespace

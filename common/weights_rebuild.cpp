@@ -1,5 +1,5 @@
 // Values and the calls a weights file makes. A value is charged to the budget for what it is; the few
-// callables a state dict names (OrderedDict, _rebuild_tensor_v2, _rebuild_parameter, restore_type_tag,
+// callables a state dict names (OrderedDict, _rebuild_tensor_v2, _rebuild_parameter,
 // LibTorch's module classes) are interpreted here, never called, and each argument is checked as Python's
 // torch.load would check it, or more strictly.
 #include <limits>
@@ -106,7 +106,7 @@ Value::Ptr Values::string(const char* data, size_t size) {
 bool Rebuilder::allowed(const std::string& module, const std::string& name) {
   const std::string full = module + "." + name;
   return full == "collections.OrderedDict" || full == "torch._utils._rebuild_tensor_v2" ||
-         full == "torch._utils._rebuild_parameter" || full == "torch.jit._pickle.restore_type_tag" ||
+         full == "torch._utils._rebuild_parameter" ||
          (module == "torch" && storage_dtype(name).has_value()) ||
          ((module == "__torch__" || module.rfind("__torch__.", 0) == 0) && name == "Module");
 }
@@ -121,10 +121,6 @@ Value::Ptr Rebuilder::call(const Value& callable, const Value& args, size_t at) 
     auto d = values_.make(Value::Kind::kDict);
     d->ordered = true;
     return d;
-  }
-  if (name == "torch.jit._pickle.restore_type_tag") {
-    if (args.items.size() != 2) values_.error(at, "restore_type_tag with other than two arguments");
-    return args.items[0];
   }
   if (name == "torch._utils._rebuild_parameter") return rebuild_parameter(args, at);
   if (name == "torch._utils._rebuild_tensor_v2") return rebuild_tensor(args, at);

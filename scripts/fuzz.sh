@@ -18,13 +18,17 @@ cd build-fuzz
 status=0
 for target in fuzz_load_state_dict fuzz_pickle; do
   seeds=../tests/fuzz/corpus
-  [ "$target" = fuzz_pickle ] && seeds=../tests/fuzz/corpus_pickle
+  dict=../tests/fuzz/zip.dict
+  if [ "$target" = fuzz_pickle ]; then
+    seeds=../tests/fuzz/corpus_pickle
+    dict=../tests/fuzz/pickle.dict
+  fi
   mkdir -p "corpus-$target"
   echo "-- $target, $seconds s"
   rc=0
   # -rss_limit_mb: the reader's limits keep every input far below it; an input that reaches it is a bug.
   "./bin/$target" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 \
-    -artifact_prefix="$PWD/" "corpus-$target" "$seeds" ../tests/fuzz/regressions > "$target.log" 2>&1 || rc=$?
+    -dict="$dict" -artifact_prefix="$PWD/" "corpus-$target" "$seeds" ../tests/fuzz/regressions > "$target.log" 2>&1 || rc=$?
   grep -E "^#[0-9]+[[:space:]]+(INITED|DONE)|stat::number_of_executed_units|stat::average_exec_per_sec|ERROR|SUMMARY" \
     "$target.log" || true
   if [ "$rc" -ne 0 ]; then

@@ -416,6 +416,25 @@ TEST(FileIo, GoodPythonFileLoadsThroughTheBinary) {
   EXPECT_TRUE(tensors_close(common::read_value(out_dir / "Y.pt").toTensor(), net(X), 0, 1e-6));
 }
 
+TEST(FileIo, LoadOptionLeavesEveryNotebookValueAsWithoutIt) {
+  // --load is read before the first cell; reading it must not draw from the seeded generator, or net and X
+  // (and the parity with the notebook) would change with it.
+  const auto plain_dir = testing_mp::fresh_dir("plain");
+  const auto loaded_dir = testing_mp::fresh_dir("loaded");
+  ASSERT_EQ(testing_mp::run_program({MP_LESSON_BINARY, "--out-dir", plain_dir.string()}).exit_code, 0);
+  const auto loaded = testing_mp::run_program(
+      {MP_LESSON_BINARY, "--out-dir", loaded_dir.string(), "--load", (kReference / "mlp_state.pt").string()});
+  ASSERT_EQ(loaded.exit_code, 0) << loaded.err;
+  const auto plain = nlohmann::json::parse(testing_mp::read_text(plain_dir / "values.json"));
+  const auto with_load = nlohmann::json::parse(testing_mp::read_text(loaded_dir / "values.json"));
+  ASSERT_GE(plain.size(), 5u);
+  for (const auto& [key, value] : plain.items()) {
+    ASSERT_TRUE(with_load.contains(key)) << key;
+    EXPECT_EQ(with_load[key], value) << key << " differs when --load is given";
+  }
+  EXPECT_EQ(testing_mp::read_text(plain_dir / "X.pt"), testing_mp::read_text(loaded_dir / "X.pt"));
+}
+
 TEST(FileIo, PythonOpensWhatTheLessonWrote) {
   const auto python = testing_mp::python_with_torch();
   if (python.empty()) GTEST_SKIP() << "python3-torch is missing (scripts/install-deps.sh installs it)";

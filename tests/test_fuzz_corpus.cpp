@@ -7,6 +7,7 @@
 
 #include "common/serialize.h"
 #include "common/weights.h"
+#include "tests/fuzz/wrap.h"
 
 namespace fs = std::filesystem;
 
@@ -17,11 +18,7 @@ TEST_P(FuzzCorpus, ReadsOrFailsCleanly) {
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (fs::path(GetParam()).extension() == ".pkl") {
     // The pickle fuzzer's inputs are data.pkl alone, wrapped as tests/fuzz/fuzz_pickle.cpp wraps them.
-    const auto archive =
-        common::weights::make_archive("archive", {{"data.pkl", std::string(bytes.data(), bytes.size())},
-                                                  {"data/0", std::string(16, '\x01')},
-                                                  {"data/1", std::string(64, '\x02')},
-                                                  {"data/2", std::string()}});
+    const auto archive = fuzzing::wrap_pickle(std::string_view(bytes.data(), bytes.size()));
     bytes.assign(archive.begin(), archive.end());
   }
   try {

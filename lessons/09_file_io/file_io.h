@@ -44,14 +44,19 @@ inline std::map<std::string, torch::Tensor> load_tensor_dict(const std::filesyst
   return dict;
 }
 
-// The parameters named with --load, read as data and checked against the MLP (keys, shapes, dtypes), or
-// nothing when no file was named.
+// The parameters named with --load, checked against the MLP from the file's description (keys, shapes,
+// dtypes) before a byte of data is read, then read into a probe MLP, CRCs first: only the tensors the
+// MLP takes are touched. Nothing when no file was named. The probe's own initial values must not come
+// from the seeded generator, or reading --load would change what every cell after it draws (net, X):
+// the generator is put back as it was.
 inline std::optional<common::StateDict> read_mlp_parameters(const std::string& path) {
   if (path.empty()) return std::nullopt;
-  auto loaded = common::read_state_dict(path);
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  const auto state = generator.get_state();
   MLP probe;
-  common::load_state_dict(*probe, loaded, path);
-  return loaded;
+  generator.set_state(state);
+  common::load_state_dict(*probe, std::filesystem::path(path));
+  return common::state_dict(*probe);
 }
 
 }  // namespace file_io

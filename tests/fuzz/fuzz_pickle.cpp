@@ -1,19 +1,16 @@
 // libFuzzer target for the pickle machine: the input is data.pkl itself, wrapped in a valid archive
-// (correct CRCs, and storages data/0 of 16 bytes, data/1 of 64 and data/2 of none), so that byte
-// mutations reach the opcodes instead of stopping at the zip's checks. Any input must end in values or
-// a thrown error, never in a crash, a memory error, a hang or unbounded memory.
+// (tests/fuzz/wrap.h), so that byte mutations reach the opcodes instead of stopping at the zip's checks. Any
+// input must end in values or a thrown error, never in a crash, a memory error, a hang or unbounded memory.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
 #include "common/weights.h"
+#include "tests/fuzz/wrap.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const std::string archive = common::weights::make_archive(
-      "archive", {{"data.pkl", std::string(reinterpret_cast<const char*>(data), size)},
-                  {"data/0", std::string(16, '\x01')},
-                  {"data/1", std::string(64, '\x02')},
-                  {"data/2", std::string()}});
+  const std::string archive =
+      fuzzing::wrap_pickle(std::string_view(reinterpret_cast<const char*>(data), size));
   try {
     const auto file = common::weights::WeightsFile::from_bytes(archive, "fuzz-input");
     // Read every tensor, as a load would.

@@ -17,8 +17,6 @@ import sys
 import zipfile
 import zlib
 
-import causes
-
 
 def binunicode(s):
     b = s.encode()
@@ -122,6 +120,7 @@ def main():
     deflated_gigabyte(os.path.join(out, "deflated_gigabyte.pt"))
     cases["deflated_gigabyte"] = "compressed"
 
+    import causes  # it builds on the helpers above
     causes.main(out, case, resume_case)
 
     try:
