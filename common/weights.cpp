@@ -120,83 +120,82 @@ WeightsFile WeightsFile::from_bytes(std::string bytes, std::string name, uint64_
   return file;
 }
 
+namespace {
+
+// A TorchScript archive (torch::save) may carry code; any method in it refuses the file.
+void refuse_code(const Source& source, const std::vector<Record>& records, Budget& budget, const Fail& fail) {
+  uint64_t code_bytes = 0;
+  for (const auto& r : records) {
+    if (r.name.rfind("code/", 0) != 0 || r.name.size() < 3 ||
+        r.name.compare(r.name.size() - 3, 3, ".py") != 0)
+      continue;
+    if (r.size > kMaxCodeBytes || (code_bytes += r.size) > kMaxCodeBytes)
+      fail("not a weights file: its TorchScript code is larger than any module of weights");
+    const auto methods = defined_methods(read_record(source, r, budget, fail));
+    if (methods.empty()) continue;
+    // __setstate__ is the one a loader runs; name it first when it is there.
+    const bool setstate = std::find(methods.begin(), methods.end(), "__setstate__") != methods.end();
+    std::vector<std::string> shown;
+    for (size_t i = 0; i < methods.size() && i < 8; ++i) shown.push_back(printable(methods[i], 40));
+    fail(fmt::format(
+        "not a weights file: {} defines {} ({}), code that a loader would have to run; this reader "
+        "loads only data, so the file is refused",
+        printable(r.name), setstate ? "__setstate__" : shown.front(), fmt::join(shown, ", ")));
+  }
+}
+
+// A small record's text, or "?" when it is too long to be what PyTorch writes there.
+std::string small_record(const Source& source, const Record& r, Budget& budget, const Fail& fail) {
+  return r.size <= 16 ? read_record(source, r, budget, fail) : std::string("?");
+}
+
+// The records PyTorch's reader checks before data.pkl: the version (it refuses an archive without one, or
+// of a version it does not know, 1 to 10) and the byte order (2.x byte-swaps a big-endian file and 1.13
+// does not: two readings, so such a file is refused, and so is a byte order PyTorch never writes).
+void check_version_and_byteorder(const Source& source, const std::vector<Record>& records,
+                                 const std::function<std::optional<size_t>(const char*)>& find,
+                                 Budget& budget, const Fail& fail) {
+  const auto version = find(".data/version") ? find(".data/version") : find("version");
+  if (!version) fail("not a model file: the archive has no version record, without which PyTorch refuses it");
+  const std::string text = small_record(source, records[*version], budget, fail);
+  const auto digits = text.substr(0, text.find_last_not_of("\n") + 1);
+  if (digits.empty() || digits.size() > 2 || digits.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(digits) < 1 || std::stoi(digits) > 10)
+    fail(fmt::format("not a model file: archive version '{}', which PyTorch does not read", printable(text)));
+  if (const auto order = find("byteorder")) {
+    const std::string value = small_record(source, records[*order], budget, fail);
+    if (value == "big")
+      fail(
+          "saved on a big-endian machine (byteorder: big); PyTorch versions read such files differently, so "
+          "load it in Python on this machine and save it again");
+    if (value != "little") fail(fmt::format("not a valid model file: byte order '{}'", printable(value)));
+  }
+}
+
+}  // namespace
+
 void WeightsFile::parse() {
   const Fail fail = [this](const std::string& what) { this->fail(what); };
   try {
     records_ = read_directory(*source_, *budget_, fail);
     storages_ = std::make_shared<std::vector<torch::Tensor>>(records_.size());
+    std::unordered_map<std::string, size_t> by_name;
+    for (size_t i = 0; i < records_.size(); ++i) by_name.emplace(records_[i].name, i);
     const auto find = [&](const std::string& name) -> std::optional<size_t> {
-      for (size_t i = 0; i < records_.size(); ++i)
-        if (records_[i].name == name) return i;
-      return std::nullopt;
+      const auto found = by_name.find(name);
+      return found == by_name.end() ? std::nullopt : std::optional<size_t>(found->second);
     };
-
-    // A TorchScript archive (torch::save) may carry code; any method in it refuses the file.
     format_ = find("constants.pkl") ? "torch::save (TorchScript archive)" : "torch.save";
-    uint64_t code_bytes = 0;
-    for (const auto& r : records_) {
-      if (r.name.rfind("code/", 0) != 0 || r.name.size() < 3 ||
-          r.name.compare(r.name.size() - 3, 3, ".py") != 0)
-        continue;
-      if (r.size > kMaxCodeBytes || (code_bytes += r.size) > kMaxCodeBytes)
-        fail("not a weights file: its TorchScript code is larger than any module of weights");
-      const auto methods = defined_methods(read_record(*source_, r, *budget_, fail));
-      if (methods.empty()) continue;
-      // __setstate__ is the one a loader runs; name it first when it is there.
-      const bool setstate = std::find(methods.begin(), methods.end(), "__setstate__") != methods.end();
-      std::vector<std::string> shown;
-      for (size_t i = 0; i < methods.size() && i < 8; ++i) shown.push_back(printable(methods[i], 40));
-      fail(
-          fmt::format("not a weights file: {} defines {} ({}), code that a loader would have to run; this "
-                      "reader loads only data, so the file is refused",
-                      printable(r.name), setstate ? "__setstate__" : shown.front(), fmt::join(shown, ", ")));
-    }
-
-    // PyTorch 2.x byte-swaps a file saved on a big-endian machine and 1.13 does not: two readings, so
-    // such a file is refused, and so is a byte order PyTorch never writes.
-    if (const auto order = find("byteorder")) {
-      const auto& r = records_[*order];
-      const std::string value = r.size <= 16 ? read_record(*source_, r, *budget_, fail) : std::string("?");
-      if (value == "big")
-        fail(
-            "saved on a big-endian machine (byteorder: big); PyTorch versions read such files differently, "
-            "so "
-            "load it in Python on this machine and save it again");
-      if (value != "little") fail(fmt::format("not a valid model file: byte order '{}'", printable(value)));
-    }
-
-    // PyTorch's reader refuses an archive without a version record, or of a version it does not know
-    // (1 to 10): so does this one, or it would read files PyTorch cannot.
-    const auto version = find(".data/version") ? find(".data/version") : find("version");
-    if (!version)
-      fail("not a model file: the archive has no version record, without which PyTorch refuses it");
-    {
-      const auto& r = records_[*version];
-      const std::string text = r.size <= 8 ? read_record(*source_, r, *budget_, fail) : std::string("?");
-      const auto digits = text.substr(0, text.find_last_not_of("\n") + 1);
-      if (digits.empty() || digits.size() > 2 ||
-          digits.find_first_not_of("0123456789") != std::string::npos || std::stoi(digits) < 1 ||
-          std::stoi(digits) > 10)
-        fail(fmt::format("not a model file: archive version '{}', which PyTorch does not read",
-                         printable(text)));
-    }
-
+    refuse_code(*source_, records_, *budget_, fail);
+    check_version_and_byteorder(*source_, records_, find, *budget_, fail);
     const auto pkl = find("data.pkl");
     if (!pkl) fail("not a model file: the archive has no data.pkl");
     const auto& pickle_record = records_[*pkl];
-    if (pickle_record.size > kDefaultBudgetBytes || pickle_record.size > source_->size())
+    if (pickle_record.size > kDefaultBudgetBytes)
       fail(fmt::format("not a weights file: its data.pkl is {} bytes, more than any state dict's",
                        pickle_record.size));
     const std::string pickle = read_record(*source_, pickle_record, *budget_, fail);
-    std::unordered_map<std::string, size_t> by_name;
-    for (size_t i = 0; i < records_.size(); ++i) by_name.emplace(records_[i].name, i);
-    root_ = run_pickle(
-        pickle, records_,
-        [&](const std::string& key) -> std::optional<size_t> {
-          const auto found = by_name.find(key);
-          return found == by_name.end() ? std::nullopt : std::optional<size_t>(found->second);
-        },
-        *budget_, fail);
+    root_ = run_pickle(pickle, records_, find, *budget_, fail);
   } catch (const FileError&) {
     throw;
   } catch (const std::bad_alloc&) {

@@ -48,7 +48,56 @@ class Machine {
   }
 
  private:
+  // The opcodes that push one value: that value, or nullptr when op is of another kind.
+  Ptr value(unsigned char op, size_t at) {
+    switch (op) {
+      case 'N':
+        return values_.none();
+      case 0x88:
+        return values_.boolean(true);
+      case 0x89:
+        return values_.boolean(false);
+      case 'K':
+        return values_.integer(static_cast<unsigned char>(byte()));
+      case 'M':
+        return values_.integer(le16(take(2)));
+      case 'J':
+        return values_.integer(static_cast<int32_t>(le32(take(4))));
+      case 0x8a:
+        return long1(at);
+      case 'G':
+        return binfloat();
+      case 'X':
+        return string(le32(take(4)));
+      case 0x8c:
+        return string(static_cast<unsigned char>(byte()));
+      case 0x8d:
+        return string(le64(take(8)));
+      case ')':
+        return values_.empty_tuple();
+      case 't':
+        return tuple_from(pop_mark(at), at);
+      case 0x85:
+        return tuple_of(1, at);
+      case 0x86:
+        return tuple_of(2, at);
+      case 0x87:
+        return tuple_of(3, at);
+      case ']':
+        return values_.make(Kind::kList);
+      case '}':
+        return values_.make(Kind::kDict);
+      case 'h':
+        return memo_get(static_cast<unsigned char>(byte()), at);
+      case 'j':
+        return memo_get(le32(take(4)), at);
+      default:
+        return nullptr;
+    }
+  }
+
   void step(unsigned char op, size_t at) {
+    if (auto v = value(op, at)) return push(std::move(v));
     switch (op) {
       case 0x80: {  // PROTO
         const auto proto = static_cast<unsigned char>(byte());
@@ -56,49 +105,13 @@ class Machine {
           error(at, fmt::format("pickle protocol {} is not one torch.save writes", proto));
         return;
       }
-      case 0x95:
+      case 0x95:  // FRAME: a length hint only
         take(8);
-        return;  // FRAME: a length hint only
+        return;
       case '(':
         values_.grow(marks_, "the pickle's stack");
         marks_.push_back(stack_.size());
         return;
-      case 'N':
-        return push(values_.none());
-      case 0x88:
-        return push(values_.boolean(true));
-      case 0x89:
-        return push(values_.boolean(false));
-      case 'K':
-        return push(values_.integer(static_cast<unsigned char>(byte())));
-      case 'M':
-        return push(values_.integer(le16(take(2))));
-      case 'J':
-        return push(values_.integer(static_cast<int32_t>(le32(take(4)))));
-      case 0x8a:
-        return push(long1(at));
-      case 'G':
-        return push(binfloat());
-      case 'X':
-        return push(string(le32(take(4))));
-      case 0x8c:
-        return push(string(static_cast<unsigned char>(byte())));
-      case 0x8d:
-        return push(string(le64(take(8))));
-      case ')':
-        return push(values_.empty_tuple());
-      case 't':
-        return push(tuple_from(pop_mark(at), at));
-      case 0x85:
-        return push(tuple_of(1, at));
-      case 0x86:
-        return push(tuple_of(2, at));
-      case 0x87:
-        return push(tuple_of(3, at));
-      case ']':
-        return push(values_.make(Kind::kList));
-      case '}':
-        return push(values_.make(Kind::kDict));
       case 'a': {  // APPEND
         auto item = pop(at);
         return append(top(at), item, at);
@@ -127,11 +140,7 @@ class Machine {
         return memo_put(le32(take(4)), at);
       case 0x94:
         return memo_put(static_cast<uint32_t>(memo_.size()), at);  // MEMOIZE
-      case 'h':
-        return memo_get(static_cast<unsigned char>(byte()), at);
-      case 'j':
-        return memo_get(le32(take(4)), at);
-      case 'c': {  // GLOBAL module\nname\n
+      case 'c': {                                                  // GLOBAL module\nname\n
         const auto module = line(at);
         const auto name = line(at);
         return push(global(module, name, at));
@@ -293,10 +302,10 @@ class Machine {
     if (inserted) values_.budget().charge(64, "the pickle's memo");
     slot->second = stack_.back();
   }
-  void memo_get(uint32_t index, size_t at) {
+  Ptr memo_get(uint32_t index, size_t at) {
     const auto found = memo_.find(index);
     if (found == memo_.end()) error(at, fmt::format("GET of memo entry {}, which was never put", index));
-    push(found->second);
+    return found->second;
   }
 
   Ptr global(const std::string& module, const std::string& name, size_t at) {
