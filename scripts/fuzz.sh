@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 [ "${MP_SKIP_INSTALL:-0}" = 1 ] || scripts/install-deps.sh
 cmake --preset fuzz >/dev/null
-cmake --build build-fuzz --target fuzz_load_state_dict fuzz_pickle --parallel "${MP_JOBS:-$(nproc)}"
+cmake --build build-fuzz --target fuzz_load_state_dict fuzz_pickle weights_agree --parallel "${MP_JOBS:-$(nproc)}"
 export ASAN_OPTIONS="detect_leaks=0:suppressions=$PWD/tests/sanitizers/asan.supp"
 cd build-fuzz
 status=0
@@ -33,6 +33,22 @@ for target in fuzz_load_state_dict fuzz_pickle; do
     "$target.log" || true
   if [ "$rc" -ne 0 ]; then
     echo "error: $target stopped with status $rc (a crash, or it could not run); see build-fuzz/$target.log and build-fuzz/crash-*" >&2
+    status=1
+  fi
+done
+# The property beside the fuzzing: every input the fuzzer kept that the reader loads, Python's
+# torch.load(weights_only=True) loads too, with equal values (tests/fuzz/agree_with_python.py).
+python=$(sed -n 's/^MP_PYTHON:FILEPATH=//p' CMakeCache.txt)
+echo "-- the kept inputs the reader loads, against Python's torch.load"
+for target in fuzz_load_state_dict fuzz_pickle; do
+  flag=()
+  [ "$target" = fuzz_pickle ] && flag=(--pickles)
+  rc=0
+  ASAN_OPTIONS="$ASAN_OPTIONS:detect_odr_violation=0" "${python:-python3}" ../tests/fuzz/agree_with_python.py \
+    "${flag[@]}" ./bin/weights_agree "agree-$target" "corpus-$target" > "agree-$target.log" 2>&1 || rc=$?
+  tail -4 "agree-$target.log"
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
+    echo "error: $target kept an input that the reader and Python read differently; see build-fuzz/agree-$target.log" >&2
     status=1
   fi
 done

@@ -1,40 +1,56 @@
-// One half of the property that the reader agrees with Python: reads a file as the suite reads it and,
-// when it loads, writes what it read in Python's torch.save format, for tests/fuzz/agree_with_python.py
-// to compare with Python's own torch.load of the same bytes.
-//   weights_agree INPUT SAME_BYTES RESAVED
-// INPUT is a file, or a data.pkl (NAME.pkl) that is wrapped as the pickle fuzzer wraps it; SAME_BYTES
-// receives the exact bytes read. Exit 0 and RESAVED written when the suite loads the file; exit 2 with
-// one error line when it refuses it. A TorchScript archive (a module object) is read as a state dict.
+// One half of the property that the reader agrees with Python: reads files as the suite reads them and,
+// for each one that loads, writes what it read in Python's torch.save format, for
+// tests/fuzz/agree_with_python.py to compare with Python's own torch.load of the same bytes.
+//   weights_agree [--pickles] OUT_DIR INPUT...
+// For the k-th input it writes OUT_DIR/k.in (the exact bytes read) and, when the suite loads it,
+// OUT_DIR/k.out, and prints one line: "k loaded" or "k refused <error>". With --pickles (or for a NAME.pkl)
+// an input is a data.pkl, wrapped as the pickle fuzzer wraps it. A TorchScript archive (a module object)
+// is read as a state dict. One process for every input: LibTorch starts once.
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <string>
 
 #include "common/files.h"
 #include "common/lesson.h"
 #include "common/serialize.h"
 #include "tests/fuzz/wrap.h"
 
+namespace {
+
+c10::IValue read_as_the_suite_does(const std::string& bytes, const std::string& name) {
+  if (bytes.find("constants.pkl") == std::string::npos) return common::read_value(bytes, name);
+  c10::Dict<std::string, torch::Tensor> dict;
+  for (const auto& [key, tensor] : common::read_state_dict(bytes, name)) dict.insert(key, tensor);
+  return dict;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) try {
-  if (argc != 4) {
-    std::cerr << "usage: weights_agree INPUT SAME_BYTES RESAVED\n";
+  int first = 1;
+  const bool pickles = argc > 1 && std::string(argv[1]) == "--pickles";
+  if (pickles) ++first;
+  if (argc < first + 2) {
+    std::cerr << "usage: weights_agree [--pickles] OUT_DIR INPUT...\n";
     return 2;
   }
-  const std::string input = argv[1];
-  std::ifstream in(input, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (input.size() > 4 && input.compare(input.size() - 4, 4, ".pkl") == 0)
-    bytes = fuzzing::wrap_pickle(bytes);
-  common::write_file_atomically(argv[2], bytes);
-  const bool module = bytes.find("constants.pkl") != std::string::npos;
-  c10::IValue value;
-  if (module) {
-    c10::Dict<std::string, torch::Tensor> dict;
-    for (const auto& [name, tensor] : common::read_state_dict(bytes, input)) dict.insert(name, tensor);
-    value = dict;
-  } else {
-    value = common::read_value(bytes, input);
+  const std::filesystem::path out = argv[first];
+  for (int k = first + 1; k < argc; ++k) {
+    const std::string input = argv[k];
+    const auto index = std::to_string(k - first - 1);
+    std::ifstream in(input, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (pickles || (input.size() > 4 && input.compare(input.size() - 4, 4, ".pkl") == 0))
+      bytes = fuzzing::wrap_pickle(bytes);
+    common::write_file_atomically(out / (index + ".in"), bytes);
+    try {
+      common::save_for_python(read_as_the_suite_does(bytes, input), out / (index + ".out"));
+      std::cout << index << " loaded" << std::endl;
+    } catch (const std::exception& e) {
+      std::cout << index << " refused " << common::one_line_message(e) << std::endl;
+    }
   }
-  common::save_for_python(value, argv[3]);
   return 0;
 } catch (const std::exception& e) {
   std::cerr << "error: " << common::one_line_message(e) << "\n";
