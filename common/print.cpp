@@ -23,6 +23,13 @@ std::string printable(std::string_view text, size_t max_bytes) {
     for (size_t k = 1; k < n; ++k) {
       if (i + k >= text.size() || (static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80) n = 0;
     }
+    // No overlong forms, surrogates or code points past U+10FFFF: what a strict decoder refuses.
+    if (n > 1) {
+      const auto second = static_cast<unsigned char>(text[i + 1]);
+      if ((c == 0xE0 && second < 0xA0) || (c == 0xED && second > 0x9F) || (c == 0xF0 && second < 0x90) ||
+          (c == 0xF4 && second > 0x8F))
+        n = 0;
+    }
     const bool control =
         c < 0x20 || c == 0x7F || (c == 0xC2 && n == 2 && static_cast<unsigned char>(text[i + 1]) < 0xA0);
     if (n == 0 || control) {

@@ -208,8 +208,31 @@ class Machine {
     return v;
   }
   Ptr string(uint64_t length) {
+    const size_t at = pos_;
     const auto* p = take(length);  // checked against what is left before anything is allocated
+    if (!utf8(p, static_cast<size_t>(length)))
+      error(at, "a string that is not UTF-8 (Python's unpickler refuses it)");
     return values_.string(reinterpret_cast<const char*>(p), static_cast<size_t>(length));
+  }
+  // UTF-8 as Python's unpickler decodes a pickle's strings ("surrogatepass": encoded surrogates pass,
+  // overlong forms and code points past U+10FFFF do not).
+  static bool utf8(const unsigned char* p, size_t n) {
+    for (size_t i = 0; i < n;) {
+      const unsigned c = p[i];
+      const size_t len = c < 0x80                   ? 1
+                         : (c >= 0xC2 && c <= 0xDF) ? 2
+                         : (c >= 0xE0 && c <= 0xEF) ? 3
+                         : (c >= 0xF0 && c <= 0xF4) ? 4
+                                                    : 0;
+      if (len == 0 || len > n - i) return false;
+      for (size_t k = 1; k < len; ++k)
+        if ((p[i + k] & 0xC0) != 0x80) return false;
+      if (len > 1 && ((c == 0xE0 && p[i + 1] < 0xA0) || (c == 0xF0 && p[i + 1] < 0x90) ||
+                      (c == 0xF4 && p[i + 1] > 0x8F)))
+        return false;
+      i += len;
+    }
+    return true;
   }
 
   void push(Ptr v) {
@@ -297,7 +320,9 @@ class Machine {
   }
 
   void memo_put(uint32_t index, size_t at) {
-    if (stack_.empty()) error(at, "PUT with an empty stack");
+    // Python's unpickler starts a new stack at each MARK: a PUT right after one has nothing to store.
+    if (stack_.empty() || (!marks_.empty() && stack_.size() <= marks_.back()))
+      error(at, "PUT with an empty stack");
     auto [slot, inserted] = memo_.try_emplace(index);
     if (inserted) values_.budget().charge(64, "the pickle's memo");
     slot->second = stack_.back();

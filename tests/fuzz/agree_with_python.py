@@ -117,7 +117,7 @@ def main():
     for name in os.listdir(work):
         os.remove(os.path.join(work, name))
     run = subprocess.run([tool] + (["--pickles"] if pickles else []) + [work] + replayed, capture_output=True,
-                         text=True, timeout=600)
+                         encoding="utf-8", errors="replace", timeout=600)
     if run.returncode != 0:
         print(f"error: weights_agree ended with status {run.returncode}: {run.stderr.strip()[-500:]}")
         return 1
