@@ -122,8 +122,12 @@ WeightsFile WeightsFile::from_bytes(std::string bytes, std::string name, uint64_
 
 namespace {
 
-// A TorchScript archive (torch::save) may carry code; any method in it refuses the file.
-void refuse_code(const Source& source, const std::vector<Record>& records, Budget& budget, const Fail& fail) {
+// A TorchScript archive (torch::save) may carry code; any method in it refuses the file. Returns the
+// classes the code declares, by their TorchScript names ("code/__torch__/a.py" declares __torch__.a.X).
+std::unordered_set<std::string> refuse_code(const Source& source, const std::vector<Record>& records,
+                                            Budget& budget, const Fail& fail,
+                                            std::unordered_multimap<std::string, std::string>& attributes) {
+  std::unordered_set<std::string> classes;
   uint64_t code_bytes = 0;
   for (const auto& r : records) {
     if (r.name.rfind("code/", 0) != 0 || r.name.size() < 3 ||
@@ -131,7 +135,12 @@ void refuse_code(const Source& source, const std::vector<Record>& records, Budge
       continue;
     if (r.size > kMaxCodeBytes || (code_bytes += r.size) > kMaxCodeBytes)
       fail("not a weights file: its TorchScript code is larger than any module of weights");
-    const auto methods = defined_methods(read_record(source, r, budget, fail));
+    const auto code = read_record(source, r, budget, fail);
+    std::string module = r.name.substr(5, r.name.size() - 8);
+    std::replace(module.begin(), module.end(), '/', '.');
+    for (const auto& name : names_after(code, "class")) classes.insert(module + "." + name);
+    for (auto& declared : declared_attributes(code)) attributes.insert(std::move(declared));
+    const auto methods = defined_methods(code);
     if (methods.empty()) continue;
     // __setstate__ is the one a loader runs; name it first when it is there.
     const bool setstate = std::find(methods.begin(), methods.end(), "__setstate__") != methods.end();
@@ -142,6 +151,7 @@ void refuse_code(const Source& source, const std::vector<Record>& records, Budge
         "loads only data, so the file is refused",
         printable(r.name), setstate ? "__setstate__" : shown.front(), fmt::join(shown, ", ")));
   }
+  return classes;
 }
 
 // A small record's text, or "?" when it is too long to be what PyTorch writes there.
@@ -158,7 +168,7 @@ void check_version_and_byteorder(const Source& source, const std::vector<Record>
   const auto version = find(".data/version") ? find(".data/version") : find("version");
   if (!version) fail("not a model file: the archive has no version record, without which PyTorch refuses it");
   const std::string text = small_record(source, records[*version], budget, fail);
-  const auto digits = text.substr(0, text.find_last_not_of("\n") + 1);
+  const auto digits = text.substr(0, text.find_last_not_of('\n') + 1);
   if (digits.empty() || digits.size() > 2 || digits.find_first_not_of("0123456789") != std::string::npos ||
       std::stoi(digits) < 1 || std::stoi(digits) > 10)
     fail(fmt::format("not a model file: archive version '{}', which PyTorch does not read", printable(text)));
@@ -186,7 +196,7 @@ void WeightsFile::parse() {
       return found == by_name.end() ? std::nullopt : std::optional<size_t>(found->second);
     };
     format_ = find("constants.pkl") ? "torch::save (TorchScript archive)" : "torch.save";
-    refuse_code(*source_, records_, *budget_, fail);
+    const auto classes = refuse_code(*source_, records_, *budget_, fail, *attributes_);
     check_version_and_byteorder(*source_, records_, find, *budget_, fail);
     const auto pkl = find("data.pkl");
     if (!pkl) fail("not a model file: the archive has no data.pkl");
@@ -195,7 +205,9 @@ void WeightsFile::parse() {
       fail(fmt::format("not a weights file: its data.pkl is {} bytes, more than any state dict's",
                        pickle_record.size));
     const std::string pickle = read_record(*source_, pickle_record, *budget_, fail);
-    root_ = run_pickle(pickle, records_, find, *budget_, fail);
+    // Only a TorchScript archive may name its classes, and only those its code declares.
+    const std::unordered_set<std::string> none;
+    root_ = run_pickle(pickle, records_, find, find("constants.pkl") ? classes : none, *budget_, fail);
   } catch (const FileError&) {
     throw;
   } catch (const std::bad_alloc&) {
@@ -203,6 +215,15 @@ void WeightsFile::parse() {
   } catch (const std::exception& e) {
     fail(e.what());
   }
+}
+
+bool WeightsFile::declares(const std::string& attribute, bool module) const {
+  const auto [first, last] = attributes_->equal_range(attribute);
+  for (auto it = first; it != last; ++it) {
+    const auto& type = it->second;
+    if (module ? type.rfind("__torch__", 0) == 0 : type.find("Tensor") != std::string::npos) return true;
+  }
+  return false;
 }
 
 // --- Reading tensors -------------------------------------------------------------------------------
@@ -312,6 +333,13 @@ class Flattener {
                        printable(prefix)));
     file_.budget().charge(v.entries.size() * 16 + 64, "the walk of its modules");
     for (const auto& [key, item] : v.entries) {
+      // A tensor or a submodule must be declared as one by the code (`training`, a bool, is every module's).
+      const bool module = item->kind == Value::Kind::kObject;
+      if ((module || item->kind == Value::Kind::kTensor) && !file_.declares(key->text, module))
+        fail(
+            fmt::format("the module attribute '{}' is not declared as a {} by the archive's code, so "
+                        "torch.jit.load refuses the file",
+                        printable(prefix + key->text), module ? "module" : "tensor"));
       const std::string name = prefix + key->text;
       if (item->kind == Value::Kind::kTensor) {
         add(name, *item->tensor);

@@ -23,6 +23,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -136,6 +137,10 @@ class WeightsFile {
   // "torch.save" or "torch::save (TorchScript archive)".
   const std::string& format() const { return format_; }
   Budget& budget() const { return *budget_; }
+  // Whether a TorchScript archive's code declares an attribute of this name as a tensor (or, with
+  // `module`, as a module): torch.jit.load refuses a module object whose attributes its code does not
+  // declare so.
+  bool declares(const std::string& attribute, bool module) const;
 
   // Checks the CRC of every record that a tensor uses (read in slices; nothing is kept).
   void verify(const std::vector<const TensorRef*>& refs) const;
@@ -162,6 +167,8 @@ class WeightsFile {
   std::shared_ptr<Budget> budget_;
   std::shared_ptr<std::vector<torch::Tensor>> storages_;  // by record, filled as they are first read
   std::shared_ptr<Value> root_;
+  std::shared_ptr<std::unordered_multimap<std::string, std::string>> attributes_ =
+      std::make_shared<std::unordered_multimap<std::string, std::string>>();
 };
 
 // Name -> tensor reference of a state dict: a dict of str -> tensor, as Python's state_dict() is (a

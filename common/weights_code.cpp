@@ -2,6 +2,7 @@
 // attribute declarations and no methods; a method (__setstate__, forward, ...) is something a loader would
 // have to run. Python's tokenizer decides what a definition is, not the text's layout: `def` followed by
 // a tab, a form feed or a continued line defines a method just as `def ` does.
+#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,7 +53,7 @@ size_t skip_string(std::string_view code, size_t i) {
 
 }  // namespace
 
-std::vector<std::string> defined_methods(std::string_view code) {
+std::vector<std::string> names_after(std::string_view code, std::string_view keyword) {
   std::vector<std::string> methods;
   size_t i = 0;
   while (i < code.size()) {
@@ -64,7 +65,7 @@ std::vector<std::string> defined_methods(std::string_view code) {
     } else if (identifier_start(c)) {
       const size_t start = i;
       while (i < code.size() && identifier_char(static_cast<unsigned char>(code[i]))) ++i;
-      if (code.substr(start, i - start) != "def") continue;
+      if (code.substr(start, i - start) != keyword) continue;
       // The name is the next token; a `def` with none still defines something, so it is reported too.
       const size_t name = skip_blank(code, i);
       size_t end = name;
@@ -78,6 +79,23 @@ std::vector<std::string> defined_methods(std::string_view code) {
     }
   }
   return methods;
+}
+
+std::vector<std::string> defined_methods(std::string_view code) { return names_after(code, "def"); }
+
+std::vector<std::pair<std::string, std::string>> declared_attributes(std::string_view code) {
+  // `name : Type` at the start of a line of a class body, and `__annotations__["name"] = Type`: the two
+  // forms TorchScript writes for a module's attributes.
+  static const std::regex declaration(R"(\n[ \t]+([A-Za-z_][A-Za-z0-9_]*)[ \t]*:[ \t]*([^\n=]*))");
+  static const std::regex annotation(R"re(__annotations__\["([^"\\]*)"\][ \t]*=[ \t]*([^\n]*))re");
+  std::vector<std::pair<std::string, std::string>> names;
+  const std::string text(code);
+  for (const std::regex* re : {&declaration, &annotation}) {
+    for (std::sregex_iterator it(text.begin(), text.end(), *re, std::regex_constants::match_default), end;
+         it != end; ++it)
+      names.emplace_back((*it)[1].str(), (*it)[2].str());
+  }
+  return names;
 }
 
 }  // namespace common::weights

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/weights.h"
@@ -48,12 +49,19 @@ void write_zip(const std::string& archive_name, const std::vector<ZipPart>& part
 // The names of the functions a TorchScript code file defines, found by Python's tokens (`def` as a
 // keyword, whatever whitespace, continuation lines or comments surround it).
 std::vector<std::string> defined_methods(std::string_view code);
+// The attributes a code file's classes declare: name and type ("Tensor", "__torch__.Module", ...).
+std::vector<std::pair<std::string, std::string>> declared_attributes(std::string_view code);
+// The names that follow a keyword as tokens: `class` gives the classes a code file declares.
+std::vector<std::string> names_after(std::string_view code, std::string_view keyword);
 
 // --- weights_pickle.cpp ------------------------------------------------------------------------------
 // Finds a storage's record by its key ("data/0"): its index, or nullopt.
 using RecordLookup = std::function<std::optional<size_t>(const std::string& name)>;
+// `classes`: the TorchScript classes the archive's code declares ("__torch__.Module"), the only __torch__
+// names the pickle may use (torch.jit.load refuses others; torch.load(weights_only=True) refuses them all).
 Value::Ptr run_pickle(const std::string& bytes, const std::vector<Record>& records,
-                      const RecordLookup& lookup, Budget& budget, const Fail& fail);
+                      const RecordLookup& lookup, const std::unordered_set<std::string>& classes,
+                      Budget& budget, const Fail& fail);
 
 // --- weights_rebuild.cpp -----------------------------------------------------------------------------
 // Makes values, each charged to the budget for what it is. None, booleans and small integers are shared,
@@ -93,7 +101,8 @@ class Rebuilder {
  public:
   Rebuilder(Values& values, const std::vector<Record>& records, RecordLookup lookup)
       : values_(values), records_(records), lookup_(std::move(lookup)) {}
-  static bool allowed(const std::string& module, const std::string& name);
+  static bool allowed(const std::string& module, const std::string& name,
+                      const std::unordered_set<std::string>& classes);
   Value::Ptr call(const Value& callable, const Value& args, size_t at);
   Value::Ptr storage(const Value& pid, size_t at);
 

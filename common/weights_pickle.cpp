@@ -32,8 +32,9 @@ struct KeyHash {
 
 class Machine {
  public:
-  Machine(const std::string& bytes, Values& values, Rebuilder& rebuilder)
-      : in_(bytes), values_(values), rebuilder_(rebuilder) {}
+  Machine(const std::string& bytes, Values& values, Rebuilder& rebuilder,
+          const std::unordered_set<std::string>& classes)
+      : in_(bytes), values_(values), rebuilder_(rebuilder), classes_(classes) {}
 
   Ptr run() {
     while (true) {
@@ -334,7 +335,7 @@ class Machine {
   }
 
   Ptr global(const std::string& module, const std::string& name, size_t at) {
-    if (!Rebuilder::allowed(module, name)) {
+    if (!Rebuilder::allowed(module, name, classes_)) {
       error(at, fmt::format(
                     "the pickle names {}.{}, which a weights file never needs (only tensors, dicts, lists "
                     "and numbers are read, and nothing from the file is run)",
@@ -370,6 +371,7 @@ class Machine {
   const std::string& in_;
   Values& values_;
   Rebuilder& rebuilder_;
+  const std::unordered_set<std::string>& classes_;
   size_t pos_ = 0;
   std::vector<Ptr> stack_;
   std::vector<size_t> marks_;
@@ -380,10 +382,11 @@ class Machine {
 }  // namespace
 
 Value::Ptr run_pickle(const std::string& bytes, const std::vector<Record>& records,
-                      const RecordLookup& lookup, Budget& budget, const Fail& fail) {
+                      const RecordLookup& lookup, const std::unordered_set<std::string>& classes,
+                      Budget& budget, const Fail& fail) {
   Values values(budget, fail);
   Rebuilder rebuilder(values, records, lookup);
-  return Machine(bytes, values, rebuilder).run();
+  return Machine(bytes, values, rebuilder, classes).run();
 }
 
 }  // namespace common::weights

@@ -103,12 +103,14 @@ Value::Ptr Values::string(const char* data, size_t size) {
   return v;
 }
 
-bool Rebuilder::allowed(const std::string& module, const std::string& name) {
+bool Rebuilder::allowed(const std::string& module, const std::string& name,
+                        const std::unordered_set<std::string>& classes) {
   const std::string full = module + "." + name;
   return full == "collections.OrderedDict" || full == "torch._utils._rebuild_tensor_v2" ||
          full == "torch._utils._rebuild_parameter" ||
          (module == "torch" && storage_dtype(name).has_value()) ||
-         ((module == "__torch__" || module.rfind("__torch__.", 0) == 0) && name == "Module");
+         ((module == "__torch__" || module.rfind("__torch__.", 0) == 0) && name == "Module" &&
+          classes.count(full) == 1);
 }
 
 Value::Ptr Rebuilder::call(const Value& callable, const Value& args, size_t at) {

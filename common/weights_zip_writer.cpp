@@ -113,6 +113,7 @@ std::string make_archive(const std::string& archive_name,
                          const std::vector<std::pair<std::string, std::string>>& records) {
   std::string out;
   std::vector<ZipPart> parts;
+  parts.reserve(records.size());
   for (const auto& [name, bytes] : records) parts.push_back({name, bytes.data(), bytes.size()});
   write_zip(archive_name, parts,
             [&out](const void* data, size_t size) { out.append(static_cast<const char*>(data), size); });

@@ -52,6 +52,7 @@ std::map<std::string, std::string> table(const std::string& name) {
 
 std::vector<std::string> keys(const std::map<std::string, std::string>& cases) {
   std::vector<std::string> names;
+  names.reserve(cases.size());
   for (const auto& [name, value] : cases) names.push_back(name);
   return names;
 }
@@ -161,7 +162,7 @@ TEST_P(HostileCheckpoint, IsSkippedByResumeWithAWarningNamingIt) {
     fs::copy(honest, to, fs::copy_options::recursive);
   };
   auto yardstick = resume_args(shared / "yardstick", "2");
-  yardstick.push_back("--resume");
+  yardstick.emplace_back("--resume");
   static const bool copied = (copy_of_honest(shared / "yardstick"), true);
   ASSERT_TRUE(copied);
   const auto& good = normal_run(yardstick);
@@ -171,7 +172,7 @@ TEST_P(HostileCheckpoint, IsSkippedByResumeWithAWarningNamingIt) {
   const auto name = checkpoints::checkpoint_name(99);
   fs::copy_file(planted, out_dir / "checkpoints" / name);
   auto args = resume_args(out_dir, "2");
-  args.push_back("--resume");
+  args.emplace_back("--resume");
   testing_mp::RunOptions options;
   options.timeout_seconds = good.seconds + 20;
   const auto marker = kHostile / "marker-refused";

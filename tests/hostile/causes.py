@@ -37,6 +37,15 @@ def module_object(attributes):
     return glob("__torch__", "Module") + b")\x81" + pdict(*attributes) + b"b"
 
 
+def torchscript(tensors=(), modules=()):
+    """What makes an archive a TorchScript one whose code declares __torch__.Module and its attributes, so
+    that its module objects are read (torch.jit.load refuses an attribute the code does not declare)."""
+    code = "class Module(Module):\n  training : bool\n" + "".join(
+        f'  __annotations__["{a}"] = Tensor\n' for a in tensors) + "".join(
+        f'  __annotations__["{a}"] = __torch__.Module\n' for a in modules)
+    return {"constants.pkl": PROTO + b").", "code/__torch__.py": code.encode()}
+
+
 def mlp_records(fill=b"\0"):
     """Records and entries of a state dict that fits lesson 09's MLP (hidden 20 -> 256, out 256 -> 10)."""
     shapes = {"hidden.weight": (256, 20), "hidden.bias": (256,), "output.weight": (10, 256), "output.bias": (10,)}
@@ -138,7 +147,8 @@ def main(out, case, resume_case):
                                                     b"]") + b"s.")
     case("shared_modules", "reached by two paths",
          PROTO + shared_levels(40, lambda body, again: module_object([(s("a"), body), (s("b"), again)]),
-                               module_object([(s("weight"), good)])) + b".")
+                               module_object([(s("weight"), good)])) + b".",
+         records={"data/0": b"\0" * 16, **torchscript(tensors=["weight"], modules=["a", "b"])})
     resume_case("shared_lists",
                 PROTO + shared_levels(60, lambda body, again: b"](" + body + again + b"e", b"]") + b".")
     resume_case("shared_tuples",
@@ -155,8 +165,9 @@ def main(out, case, resume_case):
          PROTO + b"}(" + b"".join(integer(i) + b"N" for i in range(many)) + b"u.")
     case("dict_of_100k_str_keys", "is a None, not a tensor",
          PROTO + b"}(" + b"".join(s(f"k{i}") + b"N" for i in range(many)) + b"u.")
-    case("module_of_60k_submodules", "does not fit the model",
-         PROTO + module_object([(s(f"m{i}"), module_object([])) for i in range(60000)]) + b".")
+    case("module_of_60k_submodules", "not declared as a module",
+         PROTO + module_object([(s(f"m{i}"), module_object([])) for i in range(60000)]) + b".",
+         records={"data/0": b"\0" * 16, **torchscript(tensors=[f"m{i}" for i in range(60000)])})
     case("state_dict_of_20k_tensors", "more",
          PROTO + b"}(" + b"".join(s(f"t{i}") + tensor(numel=4, size=(), stride=()) for i in range(20000))
          + b"u.")
@@ -236,7 +247,8 @@ def main(out, case, resume_case):
          records=recs)
     case("module_with_dotted_attribute", "named twice",
          PROTO + module_object([(s("hidden.weight"), good),
-                                (s("hidden"), module_object([(s("weight"), good)]))]) + b".")
+                                (s("hidden"), module_object([(s("weight"), good)]))]) + b".",
+         records={"data/0": b"\0" * 16, **torchscript(tensors=["hidden.weight", "weight"], modules=["hidden"])})
     case("dict_with_int_and_str_key", "a state dict's keys are strings",
          PROTO + pdict((s("0"), good), (integer(0), good)) + b".")
 
