@@ -35,6 +35,20 @@ constexpr StorageType kStorageTypes[] = {
 constexpr uint64_t kValueCost = sizeof(Value) + 16 + sizeof(Value::Ptr);
 constexpr int64_t kSharedInts = 256;
 
+// torch.load restores a storage only on a device it knows, and refuses any other tag. The suite reads every
+// storage into memory, as torch.load(..., map_location="cpu") does, so a CUDA tag is read too: the bytes are
+// the same whichever device the tensor was saved from.
+bool known_location(const std::string& location) {
+  if (location == "cpu" || location == "cuda") return true;
+  // A device index as torch.device parses one: decimal, no leading zero, below c10's limit of 128.
+  if (location.rfind("cuda:", 0) != 0) return false;
+  const auto index = location.substr(5);
+  if (index.empty() || index.size() > 3 || index.find_first_not_of("0123456789") != std::string::npos ||
+      (index.size() > 1 && index[0] == '0'))
+    return false;
+  return std::stoi(index) < 128;
+}
+
 }  // namespace
 
 std::optional<c10::ScalarType> storage_dtype(const std::string& name) {
@@ -240,6 +254,9 @@ Value::Ptr Rebuilder::storage(const Value& pid, size_t at) {
   const auto& type = pid.items[1]->text;
   const auto dtype = type.rfind("torch.", 0) == 0 ? storage_dtype(type.substr(6)) : std::nullopt;
   if (!dtype) values_.error(at, fmt::format("a storage of type {}", printable(type)));
+  if (!known_location(pid.items[3]->text))
+    values_.error(at, fmt::format("a storage on device '{}', which PyTorch does not know how to restore",
+                                  printable(pid.items[3]->text)));
   const int64_t numel = pid.items[4]->integer;
   if (numel < 0) values_.error(at, "a storage with a negative size");
   const std::string key = printable(pid.items[2]->text);

@@ -249,6 +249,12 @@ def main(out, case, resume_case):
          PROTO + module_object([(s("hidden.weight"), good),
                                 (s("hidden"), module_object([(s("weight"), good)]))]) + b".",
          records={"data/0": b"\0" * 16, **torchscript(tensors=["hidden.weight", "weight"], modules=["hidden"])})
+    # torch.load restores storages only on devices it knows; the suite reads CUDA ones as map_location="cpu".
+    for name, location in {"cup": "cup", "empty": "", "cuda_index_leading_zero": "cuda:01",
+                           "cuda_index_past_int8": "cuda:128", "cuda_index_negative": "cuda:-1",
+                           "cpu_capitals": "CPU", "mps": "mps", "meta": "meta"}.items():
+        case("storage_location_" + name, "does not know how to restore",
+             PROTO + pdict((s("w"), tensor(location=location))) + b".")
     case("dict_with_int_and_str_key", "a state dict's keys are strings",
          PROTO + pdict((s("0"), good), (integer(0), good)) + b".")
 

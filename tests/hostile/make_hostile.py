@@ -27,11 +27,11 @@ def glob(module, name):
     return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
 
 
-def tensor(key="0", dtype="FloatStorage", numel=4, offset=0, size=(4,), stride=(1,), hooks=b""):
+def tensor(key="0", dtype="FloatStorage", numel=4, offset=0, size=(4,), stride=(1,), hooks=b"", location="cpu"):
     """_rebuild_tensor_v2 of a storage record data/<key>, as torch.save writes it (protocol 2)."""
     def ints(values):
         return b"(" + b"".join(integer(v) for v in values) + b"t"
-    pid = b"(" + binunicode("storage") + glob("torch", dtype) + binunicode(key) + binunicode("cpu") + integer(numel) + b"t"
+    pid = b"(" + binunicode("storage") + glob("torch", dtype) + binunicode(key) + binunicode(location) + integer(numel) + b"t"
     return (glob("torch._utils", "_rebuild_tensor_v2") + b"(" + pid + b"Q" + integer(offset) + ints(size) + ints(stride)
             + b"\x89" + glob("collections", "OrderedDict") + b")R" + hooks + b"tR")
 
