@@ -208,15 +208,16 @@ c10::IValue read_value(std::string_view bytes, const std::string& name) {
   });
 }
 
-void load_state_dict(torch::nn::Module& module, const StateDict& state, const std::string& source) {
-  const StateDict expected = state_dict(module);
+void check_state_dict(const torch::nn::Module& module, const StateDict& state, const std::string& source) {
   std::vector<Described> given;
-  std::map<std::string, torch::Tensor> by_key;
-  for (const auto& [key, tensor] : state) {
-    given.push_back({key, tensor.sizes().vec(), tensor.scalar_type()});
-    by_key.emplace(key, tensor);
-  }
-  check_fits(expected, given, source);
+  for (const auto& [key, tensor] : state) given.push_back({key, tensor.sizes().vec(), tensor.scalar_type()});
+  check_fits(state_dict(module), given, source);
+}
+
+void load_state_dict(torch::nn::Module& module, const StateDict& state, const std::string& source) {
+  check_state_dict(module, state, source);
+  const StateDict expected = state_dict(module);
+  std::map<std::string, torch::Tensor> by_key(state.begin(), state.end());
   // Everything was checked first, so the copy cannot fail half-way and leave the module half-loaded.
   torch::NoGradGuard no_grad;
   for (const auto& [key, tensor] : expected) {

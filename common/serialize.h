@@ -52,6 +52,9 @@ c10::IValue read_value(const std::filesystem::path& path);
 // The same from bytes in memory; `name` is what errors call them.
 c10::IValue read_value(std::string_view bytes, const std::string& name);
 
+// Checks `state` against the module as load_state_dict does, and changes nothing.
+void check_state_dict(const torch::nn::Module& module, const StateDict& state, const std::string& source);
+
 // Copies `state` into the module with the semantics of Python's load_state_dict(strict=True): every
 // missing key, unexpected key, and shape or dtype mismatch is reported in one error naming each key and
 // both shapes, and on any error the module is left exactly as it was.

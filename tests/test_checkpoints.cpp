@@ -68,16 +68,16 @@ TEST(Checkpoints, ContentsRoundTrip) {
   options.checkpoint_dir = testing_mp::fresh_dir();
   checkpoints::train(model, optimizer, data, options, {}, [](const auto&) {}, {});
   const checkpoints::Progress progress{1, 2, at::detail::getDefaultCPUGenerator().get_state()};
-  const auto path = options.checkpoint_dir / checkpoints::checkpoint_name(2);
-  checkpoints::save_checkpoint(path, *model, optimizer, progress, options.settings);
+  const auto path = options.checkpoint_dir / common::checkpoint::file_name(2);
+  common::checkpoint::save(path, *model, optimizer, progress, options.settings);
 
   auto fresh = checkpoints::make_mlp();
   auto fresh_optimizer = checkpoints::make_optimizer(fresh, 0.05);
   ASSERT_FALSE(torch::equal(fresh->parameters()[0], model->parameters()[0]));
-  const auto loaded = checkpoints::load_checkpoint(path, *fresh, fresh_optimizer).progress;
+  const auto loaded = common::checkpoint::load(path, *fresh, fresh_optimizer).progress;
   EXPECT_EQ(loaded.epoch, 1);
   EXPECT_EQ(loaded.step, 2);
-  EXPECT_TRUE(tensors_equal(loaded.epoch_rng_state, progress.epoch_rng_state));
+  EXPECT_TRUE(tensors_equal(loaded.rng_state, progress.rng_state));
   for (size_t i = 0; i < model->parameters().size(); ++i) {
     EXPECT_TRUE(tensors_equal(fresh->parameters()[i], model->parameters()[i]));
   }
@@ -136,7 +136,7 @@ TEST_P(ResumeAfterKill, EndsBitIdenticalToAnUninterruptedRun) {
   for (int attempt = 0; attempt < 3 && !killed.killed; ++attempt) {
     dir = testing_mp::fresh_dir();
     testing_mp::RunOptions options;
-    options.kill_when_exists = dir / "checkpoints" / checkpoints::checkpoint_name(GetParam());
+    options.kill_when_exists = dir / "checkpoints" / common::checkpoint::file_name(GetParam());
     killed = testing_mp::run_program(long_train_args(dir), options);
   }
   ASSERT_TRUE(killed.killed) << "every run ended before the kill";
@@ -163,9 +163,9 @@ TEST(Checkpoints, TruncatedNewestCheckpointFallsBackToThePreviousOne) {
   const auto dir = testing_mp::fresh_dir();
   // The disk as a run stopped right after step 30 leaves it (no pruning, so that older ones remain).
   ASSERT_EQ(run(train_args(dir), {"--keep", "100"}).exit_code, 0);
-  testing_mp::remove_entries_after(dir / "checkpoints", checkpoints::checkpoint_name(30));
+  testing_mp::remove_entries_after(dir / "checkpoints", common::checkpoint::file_name(30));
   fs::remove(dir / "final.params");
-  const auto found = checkpoints::list_checkpoints(dir / "checkpoints");
+  const auto found = common::checkpoint::list(dir / "checkpoints");
   ASSERT_GE(found.size(), 2u);
   fs::resize_file(found[0], fs::file_size(found[0]) / 2);
   const auto resumed = run(train_args(dir), {"--resume"});
@@ -180,11 +180,11 @@ TEST(Checkpoints, TruncatedNewestCheckpointFallsBackToThePreviousOne) {
 TEST(Checkpoints, KeepIsHonoured) {
   const auto dir = testing_mp::fresh_dir();
   ASSERT_EQ(run(train_args(dir), {"--keep", "2"}).exit_code, 0);
-  const auto found = checkpoints::list_checkpoints(dir / "checkpoints");
+  const auto found = common::checkpoint::list(dir / "checkpoints");
   ASSERT_EQ(found.size(), 2u);
   // The newest two: steps 45 and 40 of 48.
-  EXPECT_EQ(found[0].filename(), checkpoints::checkpoint_name(45));
-  EXPECT_EQ(found[1].filename(), checkpoints::checkpoint_name(40));
+  EXPECT_EQ(found[0].filename(), common::checkpoint::file_name(45));
+  EXPECT_EQ(found[1].filename(), common::checkpoint::file_name(40));
 }
 
 TEST(Checkpoints, FinalParamsLoadThroughTheStrictLoader) {
@@ -216,12 +216,12 @@ TEST_P(CheckpointsOnDevice, TrainsAndSavesACheckpointThatLoadsBack) {
                      {});
   ASSERT_EQ(losses.size(), 2u);
   EXPECT_LT(losses[1], losses[0]);
-  const auto found = checkpoints::list_checkpoints(options.checkpoint_dir);
+  const auto found = common::checkpoint::list(options.checkpoint_dir);
   ASSERT_FALSE(found.empty());
   auto fresh = checkpoints::make_mlp();
   fresh->to(device());
   auto fresh_optimizer = checkpoints::make_optimizer(fresh, 0.05);
-  EXPECT_EQ(checkpoints::load_checkpoint(found[0], *fresh, fresh_optimizer).progress.step, 16);
+  EXPECT_EQ(common::checkpoint::load(found[0], *fresh, fresh_optimizer).progress.step, 16);
   EXPECT_EQ(fresh->parameters()[0].device(), device());
   // Training goes on from it: the restored momentum buffers sit on the parameters' device.
   fresh_optimizer.zero_grad();

@@ -20,6 +20,7 @@
 #include "common/lesson.h"
 #include "common/serialize.h"
 #include "lessons/13_distributed/distributed.h"
+#include "lessons/13_distributed/launcher.h"
 #include "tests/testing.h"
 
 namespace fs = std::filesystem;
@@ -60,7 +61,9 @@ std::vector<torch::Tensor> train_in_threads(int world_size, bool average) {
         auto optimizer = common::make_optimizer(model, s.lr);
         distributed::broadcast_parameters(group, *model);
         const auto data = common::make_dataset(s.examples, 0);
-        distributed::train_epoch(group, model, optimizer, data, s, 0, average);
+        auto shuffle = at::detail::createCPUGenerator(0);
+        const auto order = torch::randperm(s.examples, shuffle, torch::kLong);
+        distributed::train_epoch(group, model, optimizer, data, s, order, 0, average);
         finals[static_cast<size_t>(rank)] = distributed::flat(model->parameters()).detach().clone();
       } catch (const std::exception& e) {
         errors[static_cast<size_t>(rank)] = e.what();
@@ -157,7 +160,8 @@ KillResult kill_rank_one_after_first_epoch(const std::vector<std::string>& args,
   pid_t launcher = 0;
   posix_spawn(&launcher, args[0].c_str(), &actions, nullptr, cargv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
-  const auto checkpoint = dir / "checkpoints" / distributed::checkpoint_name(1);
+  // 8192 examples in global batches of 64: the checkpoint after epoch 1 is the one of step 128.
+  const auto checkpoint = dir / "checkpoints" / common::checkpoint::file_name(128);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (!fs::exists(checkpoint) && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -229,7 +233,7 @@ TEST(Distributed, ResumeAfterAKilledRankEndsWhereAnUninterruptedRunEnds) {
   resume_args.emplace_back("--resume");
   const auto resumed = testing_mp::run_program(resume_args);
   ASSERT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
-  EXPECT_NE(resumed.out.find("resumed from rank 0's checkpoint after epoch"), std::string::npos)
+  EXPECT_NE(resumed.out.find("resumed from rank 0's checkpoint: epoch 2, step 128"), std::string::npos)
       << resumed.out;
   const auto a = common::read_state_dict(reference / "final.params");
   const auto b = common::read_state_dict(dir / "final.params");

@@ -174,7 +174,7 @@ void plant(const fs::path& from, int64_t name_step,
            const std::vector<std::pair<std::string, c10::IValue>>& changes) {
   auto checkpoint = common::read_value(from).toGenericDict();
   for (const auto& [key, value] : changes) checkpoint.insert_or_assign(key, value);
-  common::save_for_python(checkpoint, from.parent_path() / checkpoints::checkpoint_name(name_step));
+  common::save_for_python(checkpoint, from.parent_path() / common::checkpoint::file_name(name_step));
 }
 
 }  // namespace
@@ -184,21 +184,20 @@ TEST(Faults, ResumeSkipsCheckpointsThatLieAndEndsBitIdentical) {
   // The disk as a run stopped right after step 30 leaves it (no pruning, so that older ones remain).
   ASSERT_EQ(testing_mp::run_program(with(train_args(dir), {"--keep", "100"})).exit_code, 0);
   const auto ckpt = dir / "checkpoints";
-  testing_mp::remove_entries_after(ckpt, checkpoints::checkpoint_name(30));
+  testing_mp::remove_entries_after(ckpt, common::checkpoint::file_name(30));
   fs::remove(dir / "final.params");
-  const auto good = ckpt / checkpoints::checkpoint_name(30);
+  const auto good = ckpt / common::checkpoint::file_name(30);
   ASSERT_TRUE(fs::exists(good));
   // 16 steps an epoch. Each planted file is sound as a file and lies in one way only.
   plant(good, 40, {{"step", int64_t{-99999}}});
-  plant(
-      good, 41,
-      {{"epoch", int64_t{2}}, {"step", int64_t{41}}, {"epoch_rng_state", torch::zeros({10}, torch::kByte)}});
+  plant(good, 41,
+        {{"epoch", int64_t{2}}, {"step", int64_t{41}}, {"rng_state", torch::zeros({10}, torch::kByte)}});
   plant(good, 42, {{"epoch", int64_t{99}}, {"step", int64_t{42}}});
   constexpr int64_t kFarStep = int64_t{99} * 16;
   plant(good, kFarStep, {{"epoch", int64_t{99}}, {"step", kFarStep}});
   // The newest of all: a folder named like a checkpoint, and a symlink loop.
-  fs::create_directory(ckpt / checkpoints::checkpoint_name(50));
-  fs::create_symlink(checkpoints::checkpoint_name(51), ckpt / checkpoints::checkpoint_name(51));
+  fs::create_directory(ckpt / common::checkpoint::file_name(50));
+  fs::create_symlink(common::checkpoint::file_name(51), ckpt / common::checkpoint::file_name(51));
 
   const auto resumed = testing_mp::run_program(with(train_args(dir), {"--resume"}));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
@@ -216,9 +215,9 @@ TEST(Faults, ResumeUnderOtherSettingsIsAnErrorNamingEachOne) {
   const auto dir = testing_mp::fresh_dir();
   // The disk as a run stopped right after step 10 leaves it.
   ASSERT_EQ(testing_mp::run_program(with(train_args(dir), {"--keep", "100"})).exit_code, 0);
-  testing_mp::remove_entries_after(dir / "checkpoints", checkpoints::checkpoint_name(10));
+  testing_mp::remove_entries_after(dir / "checkpoints", common::checkpoint::file_name(10));
   fs::remove(dir / "final.params");
-  const auto before = testing_mp::read_text(dir / "checkpoints" / checkpoints::checkpoint_name(10));
+  const auto before = testing_mp::read_text(dir / "checkpoints" / common::checkpoint::file_name(10));
   for (const auto& [option, value, named] : std::vector<std::tuple<std::string, std::string, std::string>>{
            {"--batch-size", "8", "--batch-size was 32"},
            {"--examples", "1024", "--examples was 512"},
@@ -229,7 +228,7 @@ TEST(Faults, ResumeUnderOtherSettingsIsAnErrorNamingEachOne) {
     EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
     EXPECT_NE(r.err.find(named), std::string::npos) << r.err;
   }
-  EXPECT_EQ(testing_mp::read_text(dir / "checkpoints" / checkpoints::checkpoint_name(10)), before);
+  EXPECT_EQ(testing_mp::read_text(dir / "checkpoints" / common::checkpoint::file_name(10)), before);
 }
 
 TEST(Faults, ResumeWithNoMoreEpochsSaysTheRunIsCompleteAndTrainsNothing) {
@@ -260,14 +259,14 @@ TEST(Faults, KilledFromOutsideAtRandomMomentsResumesBitIdenticalAndCleansUp) {
   std::mt19937 rng(12345);
   std::uniform_int_distribution<int> delay_ms(0, 60);
   const auto newest = [&] {
-    const auto found = fs::exists(dir / "checkpoints") ? checkpoints::list_checkpoints(dir / "checkpoints")
+    const auto found = fs::exists(dir / "checkpoints") ? common::checkpoint::list(dir / "checkpoints")
                                                        : std::vector<fs::path>{};
     return found.empty() ? fs::path() : found.front();
   };
   int kills = 0, leftovers = 0;
   for (int round = 0; round < 4; ++round) {
     const bool have =
-        fs::exists(dir / "checkpoints") && !checkpoints::list_checkpoints(dir / "checkpoints").empty();
+        fs::exists(dir / "checkpoints") && !common::checkpoint::list(dir / "checkpoints").empty();
     auto argv = have ? with(args, {"--resume"}) : args;
     std::vector<char*> cargv;
     cargv.reserve(argv.size() + 1);

@@ -9,9 +9,9 @@
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
+#include "common/checkpoint.h"
 #include "common/lesson.h"
 #include "common/serialize.h"
-#include "lessons/11_checkpoints/checkpoints.h"
 #include "tests/testing.h"
 
 namespace fs = std::filesystem;
@@ -169,7 +169,7 @@ TEST_P(HostileCheckpoint, IsSkippedByResumeWithAWarningNamingIt) {
   ASSERT_EQ(good.exit_code, 0) << good.err;
   ASSERT_NE(good.out.find("resumed from checkpoint-00000002.pt"), std::string::npos) << good.out;
   copy_of_honest(out_dir);
-  const auto name = checkpoints::checkpoint_name(99);
+  const auto name = common::checkpoint::file_name(99);
   fs::copy_file(planted, out_dir / "checkpoints" / name);
   auto args = resume_args(out_dir, "2");
   args.emplace_back("--resume");

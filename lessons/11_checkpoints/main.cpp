@@ -20,16 +20,16 @@ int main(int argc, char** argv) try {
   auto& cli = options.cli();
   cli.add_option("--epochs", settings.epochs, "epochs to train")
       ->capture_default_str()
-      ->check(CLI::Range(checkpoints::kEpochsRange.min, checkpoints::kEpochsRange.max));
+      ->check(CLI::Range(common::checkpoint::kEpochsRange.min, common::checkpoint::kEpochsRange.max));
   cli.add_option("--batch-size", settings.batch_size, "examples per step")
       ->capture_default_str()
-      ->check(CLI::Range(checkpoints::kBatchSizeRange.min, checkpoints::kBatchSizeRange.max));
+      ->check(CLI::Range(common::checkpoint::kBatchSizeRange.min, common::checkpoint::kBatchSizeRange.max));
   cli.add_option("--examples", settings.examples, "size of the synthetic dataset")
       ->capture_default_str()
-      ->check(CLI::Range(checkpoints::kExamplesRange.min, checkpoints::kExamplesRange.max));
+      ->check(CLI::Range(common::checkpoint::kExamplesRange.min, common::checkpoint::kExamplesRange.max));
   cli.add_option("--lr", settings.lr, "learning rate of SGD")
       ->capture_default_str()
-      ->check(CLI::Range(checkpoints::kLrRange.min, checkpoints::kLrRange.max));
+      ->check(CLI::Range(common::checkpoint::kLrRange.min, common::checkpoint::kLrRange.max));
   cli.add_option("--checkpoint-every", train_options.checkpoint_every, "save a checkpoint every N steps")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000000));
@@ -58,7 +58,7 @@ int main(int argc, char** argv) try {
   // %% Puntos de control: retomar desde el último que carga (solo C++)
   // A checkpoint is input like any file: each is checked, and one that does not load (cut short by the very
   // crash we resume from, or lying) is skipped for the one before it.
-  if (resume && checkpoints::list_checkpoints(checkpoint_dir).empty()) {
+  if (resume && common::checkpoint::list(checkpoint_dir).empty()) {
     throw std::runtime_error(fmt::format(
         "--resume: no checkpoint in {}; run without --resume to start training", checkpoint_dir.string()));
   }
@@ -68,26 +68,11 @@ int main(int argc, char** argv) try {
     lesson.say("removed {} temporary file(s) left by an interrupted run", stale);
   checkpoints::Progress progress;
   if (resume) {
-    const auto found = checkpoints::list_checkpoints(checkpoint_dir, common::print_warning);
-    bool loaded = false;
-    for (const auto& path : found) {
-      try {
-        progress = checkpoints::load_checkpoint(path, *model, optimizer, &settings).progress;
-        lesson.say("resumed from {}: epoch {}, step {}", path.filename().string(), progress.epoch + 1,
-                   progress.step);
-        loaded = true;
-        break;
-      } catch (const checkpoints::SettingsMismatch&) {
-        throw;
-      } catch (const std::exception& e) {
-        common::print_warning(
-            fmt::format("skipping {}: {}", path.filename().string(), common::one_line_message(e)));
-      }
-    }
-    if (!loaded) {
-      throw std::runtime_error(fmt::format("--resume: none of the {} checkpoints in {} loads", found.size(),
-                                           checkpoint_dir.string()));
-    }
+    const auto resumed =
+        common::checkpoint::resume(checkpoint_dir, *model, optimizer, settings, common::print_warning);
+    progress = resumed.loaded.progress;
+    lesson.say("resumed from {}: epoch {}, step {}", resumed.path.filename().string(), progress.epoch + 1,
+               progress.step);
   }
   if (progress.epoch >= settings.epochs) {
     lesson.say("the run is already complete: {} of {} epochs done; pass a larger --epochs to train on",
@@ -125,7 +110,7 @@ int main(int argc, char** argv) try {
   // In Python's torch.save format: torch.load('final.params', weights_only=True) opens it.
   common::save_state_dict(*model, lesson.out_dir() / "final.params");
   lesson.say("trained parameters saved to {}", (lesson.out_dir() / "final.params").string());
-  lesson.say("checkpoints kept: {}", checkpoints::list_checkpoints(checkpoint_dir).size());
+  lesson.say("checkpoints kept: {}", common::checkpoint::list(checkpoint_dir).size());
 
   return lesson.finish();
 } catch (...) {

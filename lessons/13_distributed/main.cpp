@@ -14,10 +14,12 @@
 #include "common/serialize.h"
 #include "common/training.h"
 #include "lessons/13_distributed/distributed.h"
+#include "lessons/13_distributed/launcher.h"
 
 int main(int argc, char** argv) try {
   common::Options options("13_distributed", "Data-parallel training across processes with c10d and Gloo");
   distributed::Settings settings;
+  settings.batch_size = 64;  // the global batch, split over the ranks
   int world_size = 2;
   int rank = -1;
   std::string master_addr = "127.0.0.1";
@@ -37,16 +39,16 @@ int main(int argc, char** argv) try {
       ->check(CLI::Range(1, 65535));
   cli.add_option("--epochs", settings.epochs, "epochs to train")
       ->capture_default_str()
-      ->check(CLI::Range(1, 10000));
+      ->check(CLI::Range(common::checkpoint::kEpochsRange.min, common::checkpoint::kEpochsRange.max));
   cli.add_option("--batch-size", settings.batch_size, "global batch, split evenly over the ranks")
       ->capture_default_str()
-      ->check(CLI::Range(1, 1000000));
+      ->check(CLI::Range(common::checkpoint::kBatchSizeRange.min, common::checkpoint::kBatchSizeRange.max));
   cli.add_option("--examples", settings.examples, "size of the synthetic dataset")
       ->capture_default_str()
-      ->check(CLI::Range(16, 10000000));
+      ->check(CLI::Range(common::checkpoint::kExamplesRange.min, common::checkpoint::kExamplesRange.max));
   cli.add_option("--lr", settings.lr, "learning rate of SGD")
       ->capture_default_str()
-      ->check(CLI::Range(1e-6, 10.0));
+      ->check(CLI::Range(common::checkpoint::kLrRange.min, common::checkpoint::kLrRange.max));
   cli.add_option("--timeout", timeout_s, "seconds a rank waits for the others before it gives up")
       ->capture_default_str()
       ->check(CLI::Range(1.0, 3600.0));
@@ -83,7 +85,8 @@ int main(int argc, char** argv) try {
 
   // %% Distribuido: los parámetros iniciales de rank 0 para todos (solo C++)
   // Each rank initialises its own copy (seeded differently here, to see it); DistributedDataParallel then
-  // broadcasts rank 0's, so that every rank starts from the same point.
+  // broadcasts rank 0's, so that every rank starts from the same point. Rank 0's generator goes with them:
+  // every rank then draws the same shuffle, the one lesson 11 draws from the same seed.
   torch::manual_seed(static_cast<uint64_t>(options.seed) + static_cast<uint64_t>(rank));
   auto model = common::make_mlp();
   auto optimizer = common::make_optimizer(model, settings.lr);
@@ -95,21 +98,34 @@ int main(int argc, char** argv) try {
 
   // %% Distribuido: entrenar con gradientes promediados (solo C++)
   // Each step: this rank's shard of the global batch, backward, gradients averaged over the ranks, step.
+  // Rank 0 writes a checkpoint after every epoch, in lesson 11's format; a resumed run reads it on rank 0
+  // and broadcasts what it holds.
   const auto data = common::make_dataset(settings.examples, static_cast<uint64_t>(options.seed));
   const auto checkpoint_dir = options.out_dir / "checkpoints";
-  int64_t epochs_done = 0;
-  if (resume) {
-    if (rank == 0) epochs_done = distributed::load_newest(checkpoint_dir, *model, optimizer, settings);
-    distributed::broadcast_parameters(group, *model);
-    epochs_done = distributed::broadcast_optimizer_state(group, *model, optimizer, epochs_done);
-    lesson.say("resumed from rank 0's checkpoint after epoch {}", epochs_done);
+  distributed::Progress progress;
+  progress.rng_state = at::detail::getDefaultCPUGenerator().get_state();
+  if (resume && rank == 0) {
+    const auto resumed =
+        common::checkpoint::resume(checkpoint_dir, *model, optimizer, settings, common::print_warning);
+    progress = resumed.loaded.progress;
+    lesson.say("resumed from {}", resumed.path.filename().string());
   }
+  distributed::broadcast_parameters(group, *model);
+  distributed::broadcast_progress(group, *model, optimizer, progress);
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  generator.set_state(progress.rng_state);
+  if (resume)
+    lesson.say("resumed from rank 0's checkpoint: epoch {}, step {}", progress.epoch + 1, progress.step);
   std::vector<double> losses;
   double examples_per_second = 0;
   try {
-    for (int64_t epoch = epochs_done; epoch < settings.epochs; ++epoch) {
+    bool resumed_epoch = resume;
+    for (int64_t epoch = progress.epoch; epoch < settings.epochs; ++epoch) {
       const auto started = std::chrono::steady_clock::now();
-      const auto result = distributed::train_epoch(group, model, optimizer, data, settings, epoch);
+      const auto [order, first] = common::checkpoint::begin_epoch(progress, epoch, settings, resumed_epoch);
+      resumed_epoch = false;
+      const auto result = distributed::train_epoch(group, model, optimizer, data, settings, order, first);
+      progress.step += settings.steps_per_epoch() - first;
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       examples_per_second = static_cast<double>(result.examples) / std::max(seconds, 1e-9);
@@ -122,7 +138,12 @@ int main(int argc, char** argv) try {
         throw std::runtime_error(
             fmt::format("rank {}: the ranks' parameters differ after epoch {}", rank, epoch + 1));
       losses.push_back(result.loss);
-      if (rank == 0) distributed::save_checkpoint(checkpoint_dir, *model, optimizer, epoch + 1, settings);
+      if (rank == 0) {
+        common::ensure_writable_dir(checkpoint_dir);
+        const distributed::Progress next{epoch + 1, progress.step, generator.get_state()};
+        common::checkpoint::save(checkpoint_dir / common::checkpoint::file_name(progress.step), *model,
+                                 optimizer, next, settings);
+      }
       // No rank runs ahead of the checkpoint it may resume from.
       distributed::all_agree(group, true);
     }

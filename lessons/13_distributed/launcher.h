@@ -1,0 +1,244 @@
+#pragma once
+// The launcher: starts the ranks on this machine, as torchrun does, waits for them, and names a rank that
+// is gone. None of it is training; the lesson's training is distributed.h.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "common/checkpoint.h"
+#include "common/files.h"
+#include "common/lesson.h"
+#include "lessons/13_distributed/distributed.h"
+
+extern char** environ;  // NOLINT(readability-redundant-declaration): posix_spawn passes it on
+
+namespace distributed {
+
+namespace fs = std::filesystem;
+
+// The ranks on this machine whose process is gone (or a zombie not yet reaped), waiting up to `patience`
+// for them to disappear: a peer's socket closes as it dies, just before its process is gone.
+inline std::vector<int> lost_ranks(const Group& g, std::chrono::milliseconds patience) {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  const auto deadline = std::chrono::steady_clock::now() + patience;
+  std::vector<int> lost;
+  while (true) {
+    lost.clear();
+    for (int r = 0; r < static_cast<int>(g.where.size()); ++r) {
+      const auto space = g.where[r].rfind(' ');
+      if (r == g.rank || space == std::string::npos || g.where[r].substr(0, space) != host) continue;
+      const std::string pid = g.where[r].substr(space + 1);
+      std::error_code ec;
+      const bool running = fs::exists("/proc/" + pid, ec);
+      std::string stat;
+      if (running) {
+        std::FILE* f = std::fopen(("/proc/" + pid + "/stat").c_str(), "r");
+        if (f != nullptr) {
+          char buffer[512] = {};
+          stat.assign(buffer, std::fread(buffer, 1, sizeof buffer - 1, f));
+          std::fclose(f);
+        }
+      }
+      const auto close_paren = stat.rfind(')');
+      const bool zombie =
+          close_paren != std::string::npos && stat.size() > close_paren + 2 && stat[close_paren + 2] == 'Z';
+      if (!running || zombie) lost.push_back(r);
+    }
+    if (!lost.empty() || std::chrono::steady_clock::now() > deadline) return lost;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+// What a rank says when a collective fails: which rank it lost, when it can tell.
+inline std::string explain_failure(const Group& g, const std::exception& e) {
+  const auto lost = lost_ranks(g, std::chrono::seconds(2));
+  if (lost.empty()) return fmt::format("rank {}: {}", g.rank, common::one_line_message(e));
+  return fmt::format("rank {}: lost rank {} (its process is gone), stopping: {}", g.rank,
+                     fmt::join(lost, ", "), common::one_line_message(e));
+}
+
+// A TCP socket bound to 127.0.0.1:port (0: a port the kernel picks), or -1 with errno set.
+inline int bind_loopback(uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    const int error = errno;
+    ::close(fd);
+    errno = error;
+    return -1;
+  }
+  return fd;
+}
+
+// A port nobody listens on right now, on 127.0.0.1 (the kernel picks it).
+inline uint16_t free_port() {
+  const int fd = bind_loopback(0);
+  sockaddr_in addr{};
+  socklen_t len = sizeof addr;
+  const bool ok = fd >= 0 && ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
+  const int error = errno;
+  if (fd >= 0) ::close(fd);
+  if (!ok) throw std::runtime_error(fmt::format("cannot find a free port: {}", std::strerror(error)));
+  return ntohs(addr.sin_port);
+}
+
+// Whether something already holds 127.0.0.1:port.
+inline bool port_in_use(uint16_t port) {
+  const int fd = bind_loopback(port);
+  if (fd >= 0) {
+    ::close(fd);
+    return false;
+  }
+  return errno == EADDRINUSE;
+}
+
+struct RankExit {
+  int rank = 0;
+  int exit_code = -1;  // -1: ended by a signal
+  int signal = 0;
+};
+
+// Starts `world_size` copies of this program with `--rank k` added to args, waits for them all, and once one
+// fails gives the others `grace` to stop on their own before killing them. Returns how each ended.
+inline std::vector<RankExit> launch(const std::string& self, std::vector<std::string> args, int world_size,
+                                    std::chrono::milliseconds grace) {
+  std::vector<pid_t> pids;
+  for (int rank = 0; rank < world_size; ++rank) {
+    std::vector<std::string> argv{self};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.insert(argv.end(), {"--rank", std::to_string(rank)});
+    std::vector<char*> cargv;
+    cargv.reserve(argv.size() + 1);
+    for (auto& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    pid_t pid = 0;
+    const int rc = posix_spawn(&pid, self.c_str(), nullptr, nullptr, cargv.data(), environ);
+    if (rc != 0) {
+      for (const pid_t started : pids) ::kill(started, SIGKILL);
+      throw std::runtime_error(fmt::format("cannot start rank {}: {}", rank, std::strerror(rc)));
+    }
+    pids.push_back(pid);
+  }
+  std::vector<RankExit> exits(pids.size());
+  std::vector<bool> done(pids.size(), false);
+  size_t remaining = pids.size();
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  while (remaining > 0) {
+    bool progressed = false;
+    for (size_t i = 0; i < pids.size(); ++i) {
+      if (done[i]) continue;
+      int status = 0;
+      const pid_t r = ::waitpid(pids[i], &status, WNOHANG);
+      if (r != pids[i]) continue;
+      done[i] = true;
+      --remaining;
+      progressed = true;
+      exits[i].rank = static_cast<int>(i);
+      if (WIFEXITED(status)) exits[i].exit_code = WEXITSTATUS(status);
+      if (WIFSIGNALED(status)) exits[i].signal = WTERMSIG(status);
+      if (exits[i].exit_code != 0 && deadline == std::chrono::steady_clock::time_point::max())
+        deadline = std::chrono::steady_clock::now() + grace;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      for (size_t i = 0; i < pids.size(); ++i) {
+        if (!done[i]) ::kill(pids[i], SIGKILL);
+      }
+    }
+    if (!progressed) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return exits;
+}
+
+// Starts every rank here, waits for them, and reports. Returns main's status: 0 when every rank finished,
+// kExitBadInput otherwise, after one "error: ..." line naming the ranks that failed and how.
+inline int start_all_ranks(const common::Options& options, const Settings& s, int world_size,
+                           const std::string& master_addr, int master_port, std::chrono::milliseconds timeout,
+                           bool resume) {
+  if (master_port == 0) {
+    master_port = free_port();
+  } else if (port_in_use(static_cast<uint16_t>(master_port))) {
+    throw std::runtime_error(
+        fmt::format("port {} on 127.0.0.1 is in use; pass another --master-port, or none to take a free one",
+                    master_port));
+  }
+  // The output folder is checked here, once, before any rank starts; a failed run leaves no new folder.
+  std::error_code ec;
+  const bool out_dir_is_new = !fs::exists(fs::symlink_status(options.out_dir, ec));
+  common::ensure_writable_dir(options.out_dir);
+  struct RemoveIfFailed {
+    const fs::path& dir;
+    bool remove;
+    ~RemoveIfFailed() {
+      if (remove) {
+        try {
+          common::remove_empty_folders(dir);
+        } catch (...) {  // NOLINT(bugprone-empty-catch): nothing more to report on the way out
+        }
+      }
+    }
+  } cleanup{options.out_dir, out_dir_is_new};
+  if (resume && common::checkpoint::list(options.out_dir / "checkpoints").empty())
+    throw std::runtime_error(
+        fmt::format("--resume: no checkpoint in {}; run without --resume to start training",
+                    (options.out_dir / "checkpoints").string()));
+  std::vector<std::string> args{
+      "--world-size",  std::to_string(world_size),
+      "--master-addr", master_addr,
+      "--master-port", std::to_string(master_port),
+      "--out-dir",     options.out_dir.string(),
+      "--seed",        std::to_string(s.seed),
+      "--epochs",      std::to_string(s.epochs),
+      "--batch-size",  std::to_string(s.batch_size),
+      "--examples",    std::to_string(s.examples),
+      "--lr",          fmt::format("{}", s.lr),
+      "--timeout",     fmt::format("{}", std::chrono::duration<double>(timeout).count()),
+      "--device",      "cpu"};
+  if (resume) args.emplace_back("--resume");
+  fmt::print("13_distributed: starting {} ranks, meeting at {}:{}\n", world_size, master_addr, master_port);
+  std::fflush(stdout);
+  // After a rank fails the others have their own timeout, plus a margin, to stop before they are killed.
+  const auto exits = launch(fs::read_symlink("/proc/self/exe").string(), args, world_size,
+                            timeout + std::chrono::seconds(5));
+  // The ranks that were killed first: the others stopped because of them.
+  std::vector<std::string> failed;
+  for (const auto& e : exits) {
+    if (e.signal != 0)
+      failed.push_back(
+          fmt::format("rank {} was killed by signal {} ({})", e.rank, e.signal, strsignal(e.signal)));
+  }
+  for (const auto& e : exits) {
+    if (e.signal == 0 && e.exit_code != 0)
+      failed.push_back(fmt::format("rank {} stopped with status {}", e.rank, e.exit_code));
+  }
+  if (failed.empty()) {
+    cleanup.remove = false;
+    fmt::print("13_distributed: all {} ranks finished\n", world_size);
+    return 0;
+  }
+  common::print_error(fmt::format("{}", fmt::join(failed, "; ")));
+  return common::kExitBadInput;
+}
+
+}  // namespace distributed
