@@ -59,6 +59,12 @@ def cpp_only(*labels):
     recorded.setdefault("CPP_ONLY", []).extend(labels)
 
 
+def exact(*labels):
+    """Labels whose values must be equal bit for bit, not within parity_check's tolerance (say why where
+    this is called)."""
+    recorded.setdefault("EXACT", []).extend(labels)
+
+
 def names(module):
     return [name for name, _ in module.named_parameters()]
 

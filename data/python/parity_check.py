@@ -4,7 +4,8 @@ usage: parity_check.py LESSON_BINARY PYTHON_SCRIPT WORK_DIR [--seed N]
 
 Shapes, names, integers and booleans must be equal; floats equal within a relative tolerance of 1e-6
 (bit-identical is expected on the CPU with the same LibTorch version; the slack is for BLAS builds).
-Keys that only one side reports are errors, except the C++-only keys the Python script lists in
+Keys the Python script lists in EXACT (parity.exact) must be equal bit for bit. Keys that only one side
+reports are errors, except the C++-only keys the Python script lists in
 CPP_ONLY. Exit status: 0 equal, 1 different, 77 when python3-torch is missing (ctest: skipped).
 """
 import json
@@ -66,6 +67,7 @@ def main():
     with open(py_values) as f:
         py = json.load(f)
     cpp_only = set(py.pop("CPP_ONLY", []))
+    exact = set(py.pop("EXACT", []))
 
     problems = []
     for key in py:
@@ -73,6 +75,8 @@ def main():
             problems.append(f"{key}: reported by Python only")
         else:
             compare(key, cpp[key], py[key], problems)
+            if key in exact and cpp[key] != py[key]:
+                problems.append(f"{key}: not bit for bit: C++ {cpp[key]!r}, Python {py[key]!r}")
     for key in cpp:
         if key not in py and key not in cpp_only:
             problems.append(f"{key}: reported by C++ only (add it to the Python script, or to CPP_ONLY with a reason)")

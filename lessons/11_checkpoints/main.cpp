@@ -44,7 +44,7 @@ int main(int argc, char** argv) try {
   settings.seed = options.seed;
   const auto checkpoint_dir = train_options.checkpoint_dir = lesson.out_dir() / "checkpoints";
 
-  // %% Puntos de control: los datos, el modelo y el optimizador (solo C++)
+  // %% Puntos de control: los datos, el modelo y el optimizador
   // The notes' MLP on a synthetic dataset, trained with SGD and momentum (checkpoints.h).
   const auto data = checkpoints::make_dataset(settings.examples, static_cast<uint64_t>(options.seed));
   auto model = checkpoints::make_mlp();
@@ -55,7 +55,7 @@ int main(int argc, char** argv) try {
   lesson.say("a checkpoint every {} steps in {}, keeping the newest {}", train_options.checkpoint_every,
              checkpoint_dir.string(), train_options.keep);
 
-  // %% Puntos de control: retomar desde el último que carga (solo C++)
+  // %% Puntos de control: retomar desde el último que carga
   // A checkpoint is input like any file: each is checked, and one that does not load (cut short by the very
   // crash we resume from, or lying) is skipped for the one before it.
   if (resume && common::checkpoint::list(checkpoint_dir).empty()) {
@@ -80,7 +80,7 @@ int main(int argc, char** argv) try {
     return lesson.finish();
   }
 
-  // %% Puntos de control: entrenar guardando cada N pasos (solo C++)
+  // %% Puntos de control: entrenar guardando cada N pasos
   const bool live = isatty(STDOUT_FILENO) != 0;
   auto started = std::chrono::steady_clock::now();
   std::vector<double> losses, accuracies;
@@ -106,7 +106,7 @@ int main(int argc, char** argv) try {
   lesson.show("loss per epoch", losses);
   lesson.show("accuracy per epoch", accuracies);
 
-  // %% Puntos de control: los parámetros finales (solo C++)
+  // %% Puntos de control: los parámetros finales
   // In Python's torch.save format: torch.load('final.params', weights_only=True) opens it.
   common::save_state_dict(*model, lesson.out_dir() / "final.params");
   lesson.say("trained parameters saved to {}", (lesson.out_dir() / "final.params").string());
