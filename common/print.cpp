@@ -8,28 +8,30 @@
 
 namespace common {
 
+size_t utf8_sequence(std::string_view text, size_t i, bool surrogates) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[i + k]); };
+  const auto c = byte(0);
+  const size_t n = c < 0x80                   ? 1
+                   : (c >= 0xC2 && c <= 0xDF) ? 2
+                   : (c >= 0xE0 && c <= 0xEF) ? 3
+                   : (c >= 0xF0 && c <= 0xF4) ? 4
+                                              : 0;
+  if (n == 0 || n > text.size() - i) return 0;
+  for (size_t k = 1; k < n; ++k)
+    if ((byte(k) & 0xC0) != 0x80) return 0;
+  if (n > 1 && ((c == 0xE0 && byte(1) < 0xA0) || (!surrogates && c == 0xED && byte(1) > 0x9F) ||
+                (c == 0xF0 && byte(1) < 0x90) || (c == 0xF4 && byte(1) > 0x8F)))
+    return 0;
+  return n;
+}
+
 std::string printable(std::string_view text, size_t max_bytes) {
   std::string out;
   size_t i = 0;
   while (i < text.size() && out.size() < max_bytes) {
     const auto c = static_cast<unsigned char>(text[i]);
-    // The length of a well-formed UTF-8 sequence starting here (0: not one), and whether it is a C1
-    // control (U+0080..U+009F), which terminals obey like ESC.
-    size_t n = c < 0x80                   ? 1
-               : (c >= 0xC2 && c <= 0xDF) ? 2
-               : (c >= 0xE0 && c <= 0xEF) ? 3
-               : (c >= 0xF0 && c <= 0xF4) ? 4
-                                          : 0;
-    for (size_t k = 1; k < n; ++k) {
-      if (i + k >= text.size() || (static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80) n = 0;
-    }
-    // No overlong forms, surrogates or code points past U+10FFFF: what a strict decoder refuses.
-    if (n > 1) {
-      const auto second = static_cast<unsigned char>(text[i + 1]);
-      if ((c == 0xE0 && second < 0xA0) || (c == 0xED && second > 0x9F) || (c == 0xF0 && second < 0x90) ||
-          (c == 0xF4 && second > 0x8F))
-        n = 0;
-    }
+    const size_t n = utf8_sequence(text, i);
+    // A C1 control (U+0080..U+009F) is obeyed by terminals like ESC.
     const bool control =
         c < 0x20 || c == 0x7F || (c == 0xC2 && n == 2 && static_cast<unsigned char>(text[i + 1]) < 0xA0);
     if (n == 0 || control) {

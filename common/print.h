@@ -13,6 +13,11 @@ namespace common {
 // ones as their shape, sum, norm and first elements.
 inline constexpr int64_t kFullTensorLimit = 64;
 
+// The length of the well-formed UTF-8 sequence at text[i] (0: none). Overlong forms and code points past
+// U+10FFFF never are one; encoded surrogates (U+D800..U+DFFF) are only when `surrogates` is true, as
+// Python's "surrogatepass" decoding of a pickle's strings lets them through.
+size_t utf8_sequence(std::string_view text, size_t i, bool surrogates = false);
+
 // Text that came from a file, safe for a terminal: control bytes (C0, DEL, C1) and bytes that are not
 // UTF-8 written as \xNN escapes, and anything past max_bytes cut with a mark that says how long it was.
 std::string printable(std::string_view text, size_t max_bytes = 120);

@@ -70,10 +70,6 @@ class Machine {
         return binfloat();
       case 'X':
         return string(le32(take(4)));
-      case 0x8c:
-        return string(static_cast<unsigned char>(byte()));
-      case 0x8d:
-        return string(le64(take(8)));
       case ')':
         return values_.empty_tuple();
       case 't':
@@ -106,9 +102,6 @@ class Machine {
           error(at, fmt::format("pickle protocol {} is not one torch.save writes", proto));
         return;
       }
-      case 0x95:  // FRAME: a length hint only
-        take(8);
-        return;
       case '(':
         values_.grow(marks_, "the pickle's stack");
         marks_.push_back(stack_.size());
@@ -139,19 +132,10 @@ class Machine {
         return memo_put(static_cast<unsigned char>(byte()), at);
       case 'r':
         return memo_put(le32(take(4)), at);
-      case 0x94:
-        return memo_put(static_cast<uint32_t>(memo_.size()), at);  // MEMOIZE
       case 'c': {                                                  // GLOBAL module\nname\n
         const auto module = line(at);
         const auto name = line(at);
         return push(global(module, name, at));
-      }
-      case 0x93: {  // STACK_GLOBAL
-        auto name = pop(at);
-        auto module = pop(at);
-        if (module->kind != Kind::kString || name->kind != Kind::kString)
-          error(at, "STACK_GLOBAL without two strings");
-        return push(global(module->text, name->text, at));
       }
       case 'R':     // REDUCE
       case 0x81: {  // NEWOBJ
@@ -166,6 +150,9 @@ class Machine {
       case 'Q':
         return push(rebuilder_.storage(*pop(at), at));  // BINPERSID
       default:
+        // Protocol 4's opcodes (FRAME, MEMOIZE, STACK_GLOBAL, SHORT_BINUNICODE, BINUNICODE8) among them:
+        // torch.load(weights_only=True) refuses them in every version, and neither torch.save nor
+        // LibTorch's pickler writes them.
         error(at, fmt::format("pickle opcode 0x{:02x} ('{}') is not one a state dict needs; refused", op,
                               op >= 0x20 && op < 0x7f ? static_cast<char>(op) : '?'));
     }
@@ -215,23 +202,12 @@ class Machine {
       error(at, "a string that is not UTF-8 (Python's unpickler refuses it)");
     return values_.string(reinterpret_cast<const char*>(p), static_cast<size_t>(length));
   }
-  // UTF-8 as Python's unpickler decodes a pickle's strings ("surrogatepass": encoded surrogates pass,
-  // overlong forms and code points past U+10FFFF do not).
+  // UTF-8 as Python's unpickler decodes a pickle's strings ("surrogatepass").
   static bool utf8(const unsigned char* p, size_t n) {
-    for (size_t i = 0; i < n;) {
-      const unsigned c = p[i];
-      const size_t len = c < 0x80                   ? 1
-                         : (c >= 0xC2 && c <= 0xDF) ? 2
-                         : (c >= 0xE0 && c <= 0xEF) ? 3
-                         : (c >= 0xF0 && c <= 0xF4) ? 4
-                                                    : 0;
-      if (len == 0 || len > n - i) return false;
-      for (size_t k = 1; k < len; ++k)
-        if ((p[i + k] & 0xC0) != 0x80) return false;
-      if (len > 1 && ((c == 0xE0 && p[i + 1] < 0xA0) || (c == 0xF0 && p[i + 1] < 0x90) ||
-                      (c == 0xF4 && p[i + 1] > 0x8F)))
-        return false;
-      i += len;
+    const std::string_view text(reinterpret_cast<const char*>(p), n);
+    for (size_t i = 0, len = 0; i < n; i += len) {
+      len = utf8_sequence(text, i, /*surrogates=*/true);
+      if (len == 0) return false;
     }
     return true;
   }

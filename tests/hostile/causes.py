@@ -204,7 +204,7 @@ def main(out, case, resume_case):
     case("tensors_of_64_dimensions", "budget of 64 MiB",
          PROTO + b"](" + dims * (5000000 // len(dims)) + b"e.", records=one)
     case("strings_beyond_the_budget", "budget",
-         PROTO + b"](" + (b"\x8d" + struct.pack("<Q", 1 << 20) + b"x" * (1 << 20)) * 60 + b"e.")
+         PROTO + b"](" + (b"X" + struct.pack("<I", 1 << 20) + b"x" * (1 << 20)) * 60 + b"e.")
     resume_case("a_million_nones", PROTO + b"](" + b"N" * 1000000 + b"e.")
 
     # 5. The central directory is as large as its end record says only if the file holds it.
@@ -249,6 +249,14 @@ def main(out, case, resume_case):
          PROTO + module_object([(s("hidden.weight"), good),
                                 (s("hidden"), module_object([(s("weight"), good)]))]) + b".",
          records={"data/0": b"\0" * 16, **torchscript(tensors=["hidden.weight", "weight"], modules=["hidden"])})
+    # Protocol 4's opcodes: torch.load(weights_only=True) refuses them in every version.
+    w = s("w")
+    for name, body in {"frame": b"\x95" + struct.pack("<Q", 20) + pdict((w, good)),
+                       "memoize": b"}\x94" + b"(" + w + good + b"u",
+                       "stack_global": b"X\x0b\0\0\0collectionsX\x0b\0\0\0OrderedDict\x93)R",
+                       "short_binunicode": b"}(\x8c\x01w" + good + b"u",
+                       "binunicode8": b"}(\x8d" + struct.pack("<Q", 1) + b"w" + good + b"u"}.items():
+        case("opcode_" + name, "is not one a state dict needs", b"\x80\x04" + body + b".")
     # torch.load restores storages only on devices it knows; the suite reads CUDA ones as map_location="cpu".
     for name, location in {"cup": "cup", "empty": "", "cuda_index_leading_zero": "cuda:01",
                            "cuda_index_past_int8": "cuda:128", "cuda_index_negative": "cuda:-1",
