@@ -20,13 +20,11 @@ namespace {
 
 // 512 examples in batches of 32: 16 steps an epoch, 48 in three epochs, a checkpoint every 5 steps.
 std::vector<std::string> train_args(const fs::path& out_dir) {
-  return {MP_LESSON_BINARY, "--device", "cpu",          "--out-dir", out_dir.string(),     "--epochs", "3",
-          "--examples",     "512",      "--batch-size", "32",        "--checkpoint-every", "5"};
+  return testing_mp::training_args(MP_LESSON_BINARY, out_dir);
 }
 
-testing_mp::RunResult run(std::vector<std::string> args, const std::vector<std::string>& extra = {}) {
-  args.insert(args.end(), extra.begin(), extra.end());
-  return testing_mp::run_program(args);
+testing_mp::RunResult run(const std::vector<std::string>& args, const std::vector<std::string>& extra = {}) {
+  return testing_mp::run_program(testing_mp::with(args, extra));
 }
 
 common::StateDict final_params(const fs::path& out_dir) {
@@ -119,9 +117,7 @@ TEST(Checkpoints, TrainingLossFalls) {
 
 // 4096 examples: 128 steps an epoch, 384 in all, so that a kill from outside lands well before the end.
 std::vector<std::string> long_train_args(const fs::path& out_dir) {
-  auto args = train_args(out_dir);
-  *(std::find(args.begin(), args.end(), "512")) = "4096";
-  return args;
+  return testing_mp::changed(train_args(out_dir), "--examples", "4096");
 }
 
 class ResumeAfterKill : public ::testing::TestWithParam<int> {};

@@ -31,36 +31,11 @@ using testing_mp::tensors_equal;
 
 namespace {
 
-// 512 examples in batches of 32: 16 steps an epoch.
 std::vector<std::string> train_args(const fs::path& out_dir, const std::string& epochs = "3") {
-  return {MP_CHECKPOINTS_BINARY,
-          "--device",
-          "cpu",
-          "--out-dir",
-          out_dir.string(),
-          "--epochs",
-          epochs,
-          "--examples",
-          "512",
-          "--batch-size",
-          "32",
-          "--checkpoint-every",
-          "5"};
+  return testing_mp::training_args(MP_CHECKPOINTS_BINARY, out_dir, epochs);
 }
-
-std::vector<std::string> with(std::vector<std::string> args, const std::vector<std::string>& extra) {
-  args.insert(args.end(), extra.begin(), extra.end());
-  return args;
-}
-
-// args with an option's value changed, or the option added when it is not there.
-std::vector<std::string> changed(std::vector<std::string> args, const std::string& option,
-                                 const std::string& value) {
-  const auto at = std::find(args.begin(), args.end(), option);
-  if (at == args.end()) return with(args, {option, value});
-  *(at + 1) = value;
-  return args;
-}
+using testing_mp::changed;
+using testing_mp::with;
 
 const std::string& uninterrupted_final_params() {
   static const std::string bytes = [] {

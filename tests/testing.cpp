@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 
 #include <unistd.h>
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -218,6 +219,25 @@ bool has_control_bytes(const std::string& text) {
       return true;  // a C1 control in UTF-8
   }
   return false;
+}
+
+std::vector<std::string> training_args(const std::string& binary, const std::filesystem::path& out_dir,
+                                       const std::string& epochs) {
+  return {binary,       "--device", "cpu",          "--out-dir", out_dir.string(),     "--epochs", epochs,
+          "--examples", "512",      "--batch-size", "32",        "--checkpoint-every", "5"};
+}
+
+std::vector<std::string> with(std::vector<std::string> args, const std::vector<std::string>& extra) {
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+std::vector<std::string> changed(std::vector<std::string> args, const std::string& option,
+                                 const std::string& value) {
+  const auto at = std::find(args.begin(), args.end(), option);
+  if (at == args.end()) return with(args, {option, value});
+  *(at + 1) = value;
+  return args;
 }
 
 }  // namespace testing_mp

@@ -84,6 +84,18 @@ std::map<std::string, std::string> snapshot(const std::filesystem::path& dir);
 // sequences): what a program prints from a file must be escaped first.
 bool has_control_bytes(const std::string& text);
 
+// Lesson 11's training run as the checkpoint and fault tests use it: `binary` on the CPU into out_dir,
+// 512 examples in batches of 32 (16 steps an epoch), a checkpoint every 5 steps.
+std::vector<std::string> training_args(const std::string& binary, const std::filesystem::path& out_dir,
+                                       const std::string& epochs = "3");
+
+// args with `extra` appended.
+std::vector<std::string> with(std::vector<std::string> args, const std::vector<std::string>& extra);
+
+// args with an option's value changed, or the option added when it is not there.
+std::vector<std::string> changed(std::vector<std::string> args, const std::string& option,
+                                 const std::string& value);
+
 // The python3 that has Debian's python3-torch, or an empty string (then tests that need it skip).
 std::string python_with_torch();
 
