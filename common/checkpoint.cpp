@@ -274,6 +274,21 @@ c10::IValue as_python_number(double value) {
 
 }  // namespace
 
+void add_options(CLI::App& cli, Settings& settings, const std::string& batch_help) {
+  cli.add_option("--epochs", settings.epochs, "epochs to train")
+      ->capture_default_str()
+      ->check(CLI::Range(kEpochsRange.min, kEpochsRange.max));
+  cli.add_option("--batch-size", settings.batch_size, batch_help)
+      ->capture_default_str()
+      ->check(CLI::Range(kBatchSizeRange.min, kBatchSizeRange.max));
+  cli.add_option("--examples", settings.examples, "size of the synthetic dataset")
+      ->capture_default_str()
+      ->check(CLI::Range(kExamplesRange.min, kExamplesRange.max));
+  cli.add_option("--lr", settings.lr, "learning rate of SGD")
+      ->capture_default_str()
+      ->check(CLI::Range(kLrRange.min, kLrRange.max));
+}
+
 std::string file_name(int64_t step) { return fmt::format("checkpoint-{:08d}.pt", step); }
 
 void save(const fs::path& path, const torch::nn::Module& model, const torch::optim::SGD& optimizer,

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <torch/torch.h>
+#include <CLI/CLI.hpp>
 
 namespace common::checkpoint {
 
@@ -48,6 +49,10 @@ inline constexpr Range<int64_t> kEpochsRange{1, 100000};
 inline constexpr Range<int64_t> kBatchSizeRange{1, 1000000};
 inline constexpr Range<int64_t> kExamplesRange{10, 100000000};
 inline constexpr Range<double> kLrRange{1e-6, 10.0};
+
+// --epochs, --batch-size, --examples and --lr, each checked against its range: the options of both
+// training lessons. `batch_help` says what a batch is in the lesson.
+void add_options(CLI::App& cli, Settings& settings, const std::string& batch_help);
 
 // Where training stands: the next step to run, and the generator state at the start of its epoch (from
 // which the epoch's shuffle is drawn again on resume).

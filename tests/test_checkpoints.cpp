@@ -39,6 +39,22 @@ void expect_same_state(const common::StateDict& actual, const common::StateDict&
   }
 }
 
+// Trains on all of `data` for `epochs`, a checkpoint every `checkpoint_every` steps into dir: the loss of
+// each epoch.
+std::vector<double> epoch_losses(torch::nn::Sequential& model, torch::optim::SGD& optimizer,
+                                 const checkpoints::Dataset& data, int64_t epochs, int64_t checkpoint_every,
+                                 const fs::path& dir) {
+  checkpoints::TrainOptions options;
+  options.settings.epochs = epochs;
+  options.settings.examples = data.X.size(0);
+  options.checkpoint_every = checkpoint_every;
+  options.checkpoint_dir = dir;
+  std::vector<double> losses;
+  checkpoints::train(model, optimizer, data, options, {}, [&](const auto& r) { losses.push_back(r.loss); },
+                     {});
+  return losses;
+}
+
 // The final parameters of an uninterrupted run, made once for the whole file.
 const common::StateDict& uninterrupted() {
   static const common::StateDict state = [] {
@@ -102,14 +118,7 @@ TEST(Checkpoints, TrainingLossFalls) {
   const auto data = checkpoints::make_dataset(1024, 0);
   auto model = checkpoints::make_mlp();
   auto optimizer = checkpoints::make_optimizer(model, 0.05);
-  checkpoints::TrainOptions options;
-  options.settings.epochs = 5;
-  options.settings.examples = 1024;
-  options.checkpoint_every = 1000000;
-  options.checkpoint_dir = testing_mp::fresh_dir();
-  std::vector<double> losses;
-  checkpoints::train(model, optimizer, data, options, {}, [&](const auto& r) { losses.push_back(r.loss); },
-                     {});
+  const auto losses = epoch_losses(model, optimizer, data, 5, 1000000, testing_mp::fresh_dir());
   ASSERT_EQ(losses.size(), 5u);
   // Chance level is ln(10) = 2.30; the last epoch's loss must be below half the first's.
   EXPECT_LT(losses.back(), 0.5 * losses.front()) << "first " << losses.front() << ", last " << losses.back();
@@ -202,17 +211,11 @@ TEST_P(CheckpointsOnDevice, TrainsAndSavesACheckpointThatLoadsBack) {
   auto model = checkpoints::make_mlp();
   model->to(device());
   auto optimizer = checkpoints::make_optimizer(model, 0.05);
-  checkpoints::TrainOptions options;
-  options.settings.epochs = 2;
-  options.settings.examples = 256;
-  options.checkpoint_every = 8;
-  options.checkpoint_dir = testing_mp::fresh_dir();
-  std::vector<double> losses;
-  checkpoints::train(model, optimizer, data, options, {}, [&](const auto& r) { losses.push_back(r.loss); },
-                     {});
+  const auto dir = testing_mp::fresh_dir();
+  const auto losses = epoch_losses(model, optimizer, data, 2, 8, dir);
   ASSERT_EQ(losses.size(), 2u);
   EXPECT_LT(losses[1], losses[0]);
-  const auto found = common::checkpoint::list(options.checkpoint_dir);
+  const auto found = common::checkpoint::list(dir);
   ASSERT_FALSE(found.empty());
   auto fresh = checkpoints::make_mlp();
   fresh->to(device());

@@ -18,18 +18,7 @@ int main(int argc, char** argv) try {
   auto& settings = train_options.settings;
   bool resume = false;
   auto& cli = options.cli();
-  cli.add_option("--epochs", settings.epochs, "epochs to train")
-      ->capture_default_str()
-      ->check(CLI::Range(common::checkpoint::kEpochsRange.min, common::checkpoint::kEpochsRange.max));
-  cli.add_option("--batch-size", settings.batch_size, "examples per step")
-      ->capture_default_str()
-      ->check(CLI::Range(common::checkpoint::kBatchSizeRange.min, common::checkpoint::kBatchSizeRange.max));
-  cli.add_option("--examples", settings.examples, "size of the synthetic dataset")
-      ->capture_default_str()
-      ->check(CLI::Range(common::checkpoint::kExamplesRange.min, common::checkpoint::kExamplesRange.max));
-  cli.add_option("--lr", settings.lr, "learning rate of SGD")
-      ->capture_default_str()
-      ->check(CLI::Range(common::checkpoint::kLrRange.min, common::checkpoint::kLrRange.max));
+  common::checkpoint::add_options(cli, settings, "examples per step");
   cli.add_option("--checkpoint-every", train_options.checkpoint_every, "save a checkpoint every N steps")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000000));

@@ -37,18 +37,7 @@ int main(int argc, char** argv) try {
   cli.add_option("--master-port", master_port,
                  "its port (MASTER_PORT; default: a free one, when all ranks start here)")
       ->check(CLI::Range(1, 65535));
-  cli.add_option("--epochs", settings.epochs, "epochs to train")
-      ->capture_default_str()
-      ->check(CLI::Range(common::checkpoint::kEpochsRange.min, common::checkpoint::kEpochsRange.max));
-  cli.add_option("--batch-size", settings.batch_size, "global batch, split evenly over the ranks")
-      ->capture_default_str()
-      ->check(CLI::Range(common::checkpoint::kBatchSizeRange.min, common::checkpoint::kBatchSizeRange.max));
-  cli.add_option("--examples", settings.examples, "size of the synthetic dataset")
-      ->capture_default_str()
-      ->check(CLI::Range(common::checkpoint::kExamplesRange.min, common::checkpoint::kExamplesRange.max));
-  cli.add_option("--lr", settings.lr, "learning rate of SGD")
-      ->capture_default_str()
-      ->check(CLI::Range(common::checkpoint::kLrRange.min, common::checkpoint::kLrRange.max));
+  common::checkpoint::add_options(cli, settings, "global batch, split evenly over the ranks");
   cli.add_option("--timeout", timeout_s, "seconds a rank waits for the others before it gives up")
       ->capture_default_str()
       ->check(CLI::Range(1.0, 3600.0));
