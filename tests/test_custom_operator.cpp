@@ -1,5 +1,7 @@
 // Outcomes of the custom operator lesson: a hand-written backward that passes a gradient check that
 // can fail, and agrees with LibTorch's own ops.
+#include <functional>
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -105,4 +107,54 @@ TEST_P(CustomOperator, CudaKernelMatchesTheCpuPath) {
   EXPECT_TRUE(testing_mp::tensors_equal(op::relu_backward_cuda(grad.to(device()), cuda).cpu(),
                                         op::relu_backward_cpu(grad, cuda.cpu())));
 #endif
+}
+
+// Bad input through the dispatcher: one c10::Error naming the operator and what is wrong, never a crash,
+// whichever kernel (CPU, Meta) the dispatcher picks.
+TEST(CustomOperator, BadInputIsOneErrorNamingTheOperator) {
+  const auto X = torch::randn({3, 5});
+  const auto W = torch::randn({5, 4});
+  const auto b = torch::randn({4});
+  const std::vector<std::pair<std::string, std::function<torch::Tensor()>>> cases{
+      {"X of 3 dimensions", [&] { return op::linear_relu(X.unsqueeze(0), W, b); }},
+      {"X and W that do not chain", [&] { return op::linear_relu(X, W.narrow(0, 0, 4), b); }},
+      {"b of the wrong length", [&] { return op::linear_relu(X, W, b.narrow(0, 0, 3)); }},
+      {"mixed dtypes", [&] { return op::linear_relu(X, W.to(torch::kDouble), b); }},
+      {"integer tensors",
+       [&] { return op::linear_relu(X.to(torch::kLong), W.to(torch::kLong), b.to(torch::kLong)); }},
+      {"mixed devices", [&] { return op::linear_relu(X.to(torch::kMeta), W, b); }},
+  };
+  for (const auto& [name, call] : cases) {
+    try {
+      call();
+      ADD_FAILURE() << name << ": accepted";
+    } catch (const c10::Error& e) {
+      EXPECT_NE(std::string(e.what_without_backtrace()).find("modelos::linear_relu: "), std::string::npos)
+          << name << ": " << e.what_without_backtrace();
+    }
+  }
+}
+
+TEST(CustomOperator, ATransposedInputGivesTheValuesOfItsContiguousCopy) {
+  const auto Xt = torch::randn({5, 3}).t();
+  ASSERT_FALSE(Xt.is_contiguous());
+  const auto W = torch::randn({5, 4});
+  const auto b = torch::randn({4});
+  EXPECT_TRUE(testing_mp::tensors_equal(op::linear_relu(Xt, W, b), op::linear_relu(Xt.contiguous(), W, b)));
+}
+
+TEST(CustomOperator, TheMetaKernelGivesTheShapeWithoutData) {
+  const auto out = op::linear_relu(torch::empty({7, 5}, torch::kMeta), torch::empty({5, 2}, torch::kMeta),
+                                   torch::empty({2}, torch::kMeta));
+  EXPECT_TRUE(out.is_meta());
+  EXPECT_EQ(out.sizes(), torch::IntArrayRef({7, 2}));
+}
+
+TEST(CustomOperator, TheDispatcherHasAKernelForEveryKeyBuiltHere) {
+  EXPECT_EQ(op::schema("modelos::linear_relu"),
+            "modelos::linear_relu(Tensor X, Tensor W, Tensor b) -> Tensor");
+  for (const auto key : {c10::DispatchKey::CPU, c10::DispatchKey::Meta, c10::DispatchKey::Autograd})
+    EXPECT_TRUE(op::has_kernel("modelos::linear_relu", key)) << c10::toString(key);
+  EXPECT_EQ(op::has_kernel("modelos::linear_relu", c10::DispatchKey::CUDA), op::have_cuda_kernel());
+  EXPECT_NE(op::library_path().find("libmodelos_ops"), std::string::npos) << op::library_path();
 }

@@ -1,6 +1,8 @@
 #pragma once
 // "a menos que implementemos un nuevo operador": a fused linear + ReLU with a hand-written backward,
 // as a torch::autograd::Function, used inside a module.
+#include <string>
+
 #include <torch/torch.h>
 
 namespace custom_operator {
@@ -31,16 +33,28 @@ inline torch::Tensor relu_backward_cpu(const torch::Tensor& grad, const torch::T
   return grad * out.gt(0).to(grad.scalar_type());
 }
 
+// The operator, called through PyTorch's dispatcher as Python calls torch.ops.modelos.linear_relu: the
+// dispatcher picks the kernel by the inputs' keys (Autograd first, then CPU, CUDA or Meta). Defined with
+// the registrations in ops.cpp, in the library libmodelos_ops.
+torch::Tensor linear_relu(const torch::Tensor& X, const torch::Tensor& W, const torch::Tensor& b);
+// The ReLU's share of the backward, an operator too, so that a traced backward (torch.compile) sees it.
+torch::Tensor relu_backward(const torch::Tensor& grad, const torch::Tensor& out);
+
+// What the dispatcher knows of an operator ("modelos::linear_relu"): its schema, and whether it has a
+// kernel for a dispatch key. And where the library is, for Python's torch.ops.load_library.
+std::string schema(const std::string& name);
+bool has_kernel(const std::string& name, c10::DispatchKey key);
+std::string library_path();
+
 // out = relu(X W + b), X [n, in], W [in, units], b [units]. Backward, with g = dL/dout masked by out > 0:
 //   dL/dX = g W^T,  dL/dW = X^T g,  dL/db = sum of g over the batch.
+// The operator's Autograd kernel is this Function; a C++ caller may also apply it directly.
 struct LinearReluFunction : public torch::autograd::Function<LinearReluFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& X,
                                const torch::Tensor& W, const torch::Tensor& b) {
-    torch::Tensor out;
-#if MP_HAVE_CUDA_KERNEL
-    if (X.is_cuda()) out = linear_relu_forward_cuda(X, W, b);
-#endif
-    if (!out.defined()) out = linear_relu_forward_cpu(X, W, b);
+    // Below autograd, the dispatcher goes on to the CPU, CUDA or Meta kernel.
+    const at::AutoDispatchBelowADInplaceOrView below_autograd;
+    auto out = linear_relu(X, W, b);
     // The output, not the pre-activation, is kept: out > 0 is exactly where the ReLU let the gradient pass.
     ctx->save_for_backward({X, W, out});
     return out;
@@ -51,19 +65,10 @@ struct LinearReluFunction : public torch::autograd::Function<LinearReluFunction>
     const auto saved = ctx->get_saved_variables();
     const auto& X = saved[0];
     const auto& W = saved[1];
-    const auto& out = saved[2];
-    torch::Tensor g;
-#if MP_HAVE_CUDA_KERNEL
-    if (out.is_cuda()) g = relu_backward_cuda(grad_outputs[0].contiguous(), out);
-#endif
-    if (!g.defined()) g = relu_backward_cpu(grad_outputs[0], out);
+    const auto g = relu_backward(grad_outputs[0], saved[2]);
     return {g.mm(W.t()), X.t().mm(g), g.sum(0)};
   }
 };
-
-inline torch::Tensor linear_relu(const torch::Tensor& X, const torch::Tensor& W, const torch::Tensor& b) {
-  return LinearReluFunction::apply(X, W, b);
-}
 
 // The notes' MyLinear, computed by the fused operator.
 class FusedLinearImpl : public torch::nn::Module {

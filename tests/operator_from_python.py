@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Lesson 12's operator from Python, as a PyTorch user meets it: loaded with torch.ops.load_library,
+tested by torch.library.opcheck, compiled by torch.compile, and refusing bad input with a RuntimeError.
+
+usage: operator_from_python.py LIBRARY opcheck|compile|inputs
+Exit 0 when it holds, 1 when not, 77 (skipped, with the reason) when this PyTorch lacks the piece.
+"""
+import sys
+
+
+def main():
+    try:
+        import torch
+    except ImportError:
+        print("skipped: this python3 has no torch")
+        return 77
+    library, what = sys.argv[1:3]
+    torch.ops.load_library(library)
+    op = torch.ops.modelos.linear_relu
+    torch.manual_seed(0)
+
+    def inputs(n=3, k=5, m=4, **kw):
+        return (torch.randn(n, k, **kw), torch.randn(k, m, **kw), torch.randn(m, **kw))
+
+    if what == "opcheck":
+        if not hasattr(torch.library, "opcheck"):
+            print(f"skipped: torch.library.opcheck needs PyTorch 2.4 or later, this is {torch.__version__}")
+            return 77
+        for args in [inputs(), tuple(t.requires_grad_() for t in inputs()),
+                     tuple(t.requires_grad_() for t in inputs(dtype=torch.double))]:
+            result = torch.library.opcheck(op.default, args)
+            print(result)
+            if any(v != "SUCCESS" for v in result.values()):
+                return 1
+        return 0
+
+    if what == "compile":
+        if not hasattr(torch, "compile"):
+            print(f"skipped: torch.compile needs PyTorch 2.0 or later, this is {torch.__version__}")
+            return 77
+        import torch._dynamo
+        X, W, b = (t.requires_grad_() for t in inputs())
+        fn = lambda X, W, b: op(X, W, b).sum()  # noqa: E731
+        eager = fn(X, W, b)
+        eager_grads = torch.autograd.grad(eager, (X, W, b))
+        explanation = torch._dynamo.explain(fn)(X, W, b)
+        print(f"graphs {explanation.graph_count}, graph breaks {explanation.graph_break_count}")
+        compiled = torch.compile(fn, fullgraph=True)
+        out = compiled(X, W, b)
+        grads = torch.autograd.grad(out, (X, W, b))
+        same = torch.allclose(out, eager) and all(torch.allclose(g, e) for g, e in zip(grads, eager_grads))
+        print(f"torch.compile(fullgraph=True): the same output and gradients as eager: {same}")
+        return 0 if same and explanation.graph_break_count == 0 else 1
+
+    if what == "inputs":
+        problems = []
+        X, W, b = inputs()
+        bad = {
+            "X of 3 dimensions": (X[None], W, b),
+            "X and W that do not chain": (X, W[:4], b),
+            "b of the wrong length": (X, W, b[:3]),
+            "mixed dtypes": (X, W.double(), b),
+            "integer tensors": (X.long(), W.long(), b.long()),
+            "mixed devices (meta and cpu)": (X.to("meta"), W, b),
+        }
+        for name, args in bad.items():
+            try:
+                op(*args)
+                problems.append(f"{name}: accepted")
+            except RuntimeError as e:
+                first = str(e).splitlines()[0]
+                print(f"{name}: RuntimeError: {first}")
+                if "modelos::linear_relu" not in first:
+                    problems.append(f"{name}: the error does not name the operator: {first}")
+        # A transposed X is not contiguous: the same values as its contiguous copy.
+        Xt = torch.randn(5, 3).t()
+        assert not Xt.is_contiguous()
+        if not torch.equal(op(Xt, W, b), op(Xt.contiguous(), W, b)):
+            problems.append("a transposed X gives other values than its contiguous copy")
+        for p in problems:
+            print("FAIL " + p)
+        return 1 if problems else 0
+    print(f"error: unknown check {what!r}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
