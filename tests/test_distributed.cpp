@@ -11,6 +11,8 @@
 
 #include <chrono>
 #include <fstream>
+#include <functional>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -56,7 +58,9 @@ std::vector<torch::Tensor> train_in_threads(int world_size, bool average) {
   for (int rank = 0; rank < world_size; ++rank) {
     ranks.emplace_back([&, rank] {
       try {
-        auto group = distributed::join(rank, world_size, "127.0.0.1", port, std::chrono::seconds(20));
+        distributed::Meeting meeting;
+        meeting.port = port;
+        auto group = distributed::join(rank, world_size, meeting, std::chrono::seconds(20));
         auto model = common::make_mlp();
         auto optimizer = common::make_optimizer(model, s.lr);
         distributed::broadcast_parameters(group, *model);
@@ -273,4 +277,190 @@ TEST(Distributed, BadOptionsAreOneErrorLineAndExitTwo) {
     EXPECT_NE(r.err.find(expected), std::string::npos) << r.err;
   }
   close(held);
+}
+
+// ---- The launchers clusters use: torchrun (this configuration's own, through python3 -m
+// torch.distributed.run) and Slurm's environment.
+
+namespace {
+
+// The process whose parent is `parent` and whose environment holds `entry` ("RANK=1"), or 0.
+pid_t child_with_environment(pid_t parent, const std::string& entry) {
+  for (const auto& process : fs::directory_iterator("/proc")) {
+    std::ifstream stat(process.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    char state = 0;
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    if (ppid != parent) continue;
+    const auto environment = testing_mp::read_text(process.path() / "environ");
+    if (("\0" + environment).find(std::string("\0", 1) + entry + std::string("\0", 1)) != std::string::npos ||
+        environment.rfind(entry + std::string("\0", 1), 0) == 0)
+      return static_cast<pid_t>(std::stoi(process.path().filename()));
+  }
+  return 0;
+}
+
+// Two workers of the lesson under torchrun. Debian 12's PyTorch 1.13 knows only the underscore spellings
+// of the options, and on Python 3.11 fails at start unless --redirects and --tee are given a non-zero value.
+std::vector<std::string> torchrun_args(const std::string& python, const fs::path& out_dir, int max_restarts,
+                                       const std::vector<std::string>& extra) {
+  std::vector<std::string> args{python,
+                                "-m",
+                                "torch.distributed.run",
+                                "--nproc_per_node",
+                                "2",
+                                "--master_port",
+                                std::to_string(distributed::free_port()),
+                                "--max_restarts",
+                                std::to_string(max_restarts),
+                                "--monitor_interval",
+                                "1",
+                                "--redirects",
+                                "1",
+                                "--tee",
+                                "1",
+                                "--no_python",
+                                MP_LESSON_BINARY,
+                                "--device",
+                                "cpu",
+                                "--timeout",
+                                "10",
+                                "--out-dir",
+                                out_dir.string()};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+// Kills torchrun's worker of RANK=1 with SIGKILL once `file` exists; `killed_at` says when.
+std::function<bool(pid_t)> kill_worker_one_when(const fs::path& file,
+                                                std::chrono::steady_clock::time_point& killed_at) {
+  return [file, &killed_at](pid_t torchrun) {
+    std::error_code ec;
+    if (!fs::exists(file, ec)) return false;
+    const pid_t worker = child_with_environment(torchrun, "RANK=1");
+    if (worker == 0) return false;
+    kill(worker, SIGKILL);
+    killed_at = std::chrono::steady_clock::now();
+    return true;
+  };
+}
+
+std::string python_or_skip_reason(std::string& reason) {
+  const auto python = testing_mp::python_with_torch();
+  if (python.empty()) reason = "needs python3-torch for torchrun";
+  return python;
+}
+
+}  // namespace
+
+TEST(Torchrun, RunsTheLessonAndEndsWhereItsOwnLauncherEnds) {
+  std::string reason;
+  const auto python = python_or_skip_reason(reason);
+  if (python.empty()) GTEST_SKIP() << reason;
+  const std::vector<std::string> run{"--epochs", "2", "--examples", "512"};
+  const auto own = testing_mp::fresh_dir("own");
+  ASSERT_EQ(testing_mp::run_program(lesson_args(own, 2, run)).exit_code, 0);
+  const auto dir = testing_mp::fresh_dir();
+  const auto r = testing_mp::run_program(torchrun_args(python, dir, 0, run), {120});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("[rank 1] joined a gloo group of 2 ranks"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("started by torchrun"), std::string::npos) << r.out;
+  EXPECT_EQ(testing_mp::read_text(dir / "final.params"), testing_mp::read_text(own / "final.params"));
+  EXPECT_EQ(values_of(dir)["loss per epoch"], values_of(own)["loss per epoch"]);
+}
+
+TEST(Torchrun, AKilledWorkerIsRestartedAndTheJobEndsOnTheUninterruptedBytes) {
+  std::string reason;
+  const auto python = python_or_skip_reason(reason);
+  if (python.empty()) GTEST_SKIP() << reason;
+  // 8192 examples in batches of 64: 128 steps an epoch; the kill comes after epoch 1's checkpoint.
+  const std::vector<std::string> run{"--epochs", "4", "--examples", "8192"};
+  const auto own = testing_mp::fresh_dir("own");
+  ASSERT_EQ(testing_mp::run_program(lesson_args(own, 2, run)).exit_code, 0);
+  const auto dir = testing_mp::fresh_dir();
+  std::chrono::steady_clock::time_point killed_at;
+  testing_mp::RunOptions options{180};
+  options.watch = kill_worker_one_when(dir / "checkpoints" / common::checkpoint::file_name(128), killed_at);
+  const auto r = testing_mp::run_program(torchrun_args(python, dir, 3, run), options);
+  ASSERT_NE(killed_at, std::chrono::steady_clock::time_point{}) << "the worker was never killed\n" << r.err;
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("resumed from rank 0's checkpoint"), std::string::npos) << r.out;
+  EXPECT_EQ(testing_mp::read_text(dir / "final.params"), testing_mp::read_text(own / "final.params"));
+}
+
+TEST(Torchrun, WithoutRestartsALostWorkerFailsTheJobNamingIt) {
+  std::string reason;
+  const auto python = python_or_skip_reason(reason);
+  if (python.empty()) GTEST_SKIP() << reason;
+  const auto dir = testing_mp::fresh_dir();
+  std::chrono::steady_clock::time_point killed_at;
+  testing_mp::RunOptions options{180};
+  options.watch = kill_worker_one_when(dir / "checkpoints" / common::checkpoint::file_name(128), killed_at);
+  const auto r = testing_mp::run_program(
+      torchrun_args(python, dir, 0, {"--epochs", "20", "--examples", "8192"}), options);
+  ASSERT_NE(killed_at, std::chrono::steady_clock::time_point{}) << "the worker was never killed\n" << r.err;
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
+  // torchrun's own status for a failed job is 1; the surviving rank says which rank it lost.
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE((r.out + r.err).find("error: rank 0: lost rank 1"), std::string::npos) << r.out << r.err;
+  EXPECT_LT(seconds, 15.0) << "the stated bound: --timeout (10 s) plus 5 s";
+  std::cout << "torchrun ended " << seconds << " s after worker 1 was killed\n";
+  EXPECT_FALSE(fs::exists(dir / "final.params"));
+}
+
+TEST(Launchers, SlurmsEnvironmentStartsTheRanksAsItsOwnLauncherDoes) {
+  const std::vector<std::string> run{"--epochs", "2", "--examples", "512"};
+  const auto own = testing_mp::fresh_dir("own");
+  ASSERT_EQ(testing_mp::run_program(lesson_args(own, 2, run)).exit_code, 0);
+  const auto dir = testing_mp::fresh_dir();
+  const auto port = std::to_string(distributed::free_port());
+  std::vector<testing_mp::RunResult> results(2);
+  std::vector<std::thread> ranks;
+  for (int rank = 0; rank < 2; ++rank) {
+    ranks.emplace_back([&, rank] {
+      testing_mp::RunOptions options{120};
+      options.environment = {"SLURM_PROCID=" + std::to_string(rank), "SLURM_NTASKS=2",
+                             "SLURM_LOCALID=" + std::to_string(rank), "SLURM_JOB_NODELIST=localhost",
+                             "MASTER_PORT=" + port};
+      std::vector<std::string> args{MP_LESSON_BINARY, "--device",  "cpu", "--timeout", "20",
+                                    "--out-dir",      dir.string()};
+      args.insert(args.end(), run.begin(), run.end());
+      results[static_cast<size_t>(rank)] = testing_mp::run_program(args, options);
+    });
+  }
+  for (auto& t : ranks) t.join();
+  for (const auto& r : results) ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(results[0].out.find("started by Slurm"), std::string::npos) << results[0].out;
+  EXPECT_EQ(testing_mp::read_text(dir / "final.params"), testing_mp::read_text(own / "final.params"));
+}
+
+TEST(Launchers, AnOptionThatContradictsTheLaunchersEnvironmentIsOneError) {
+  const std::vector<std::pair<std::vector<std::string>, std::pair<std::vector<std::string>, std::string>>>
+      cases{
+          {{"RANK=0", "WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1", "MASTER_PORT=29500"},
+           {{"--rank", "1"}, "--rank 1 and RANK=0 from torchrun disagree"}},
+          {{"RANK=0", "WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1", "MASTER_PORT=29500"},
+           {{"--world-size", "4"}, "--world-size 4 and WORLD_SIZE=2 from torchrun disagree"}},
+          {{"RANK=zero", "WORLD_SIZE=2"},
+           {{}, "RANK=zero in the environment is not a whole number from 0 to 7"}},
+          {{"RANK=0", "WORLD_SIZE=2", "MASTER_PORT=70000"}, {{}, "MASTER_PORT=70000 in the environment"}},
+          {{"SLURM_PROCID=1", "SLURM_NTASKS=2", "SLURM_JOB_NODELIST=localhost", "MASTER_PORT=29500"},
+           {{"--master-port", "29501"}, "--master-port 29501 and MASTER_PORT=29500 from Slurm disagree"}},
+      };
+  for (const auto& [environment, call] : cases) {
+    const auto& [extra, expected] = call;
+    testing_mp::RunOptions options{30};
+    options.environment = environment;
+    std::vector<std::string> args{MP_LESSON_BINARY, "--out-dir", testing_mp::fresh_dir().string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto r = testing_mp::run_program(args, options);
+    EXPECT_EQ(r.exit_code, common::kExitBadInput) << expected << ": " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find("error: " + expected), std::string::npos) << r.err;
+  }
 }

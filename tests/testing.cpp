@@ -129,7 +129,11 @@ RunResult run_program(const std::vector<std::string>& argv, const RunOptions& op
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_t pid = 0;
-  const int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  std::vector<char*> env;
+  for (char** e = environ; *e != nullptr; ++e) env.push_back(*e);
+  for (const auto& e : options.environment) env.push_back(const_cast<char*>(e.c_str()));
+  env.push_back(nullptr);
+  const int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), env.data());
   posix_spawn_file_actions_destroy(&actions);
   RunResult result;
   if (rc != 0) {
@@ -141,6 +145,7 @@ RunResult run_program(const std::vector<std::string>& argv, const RunOptions& op
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
   int status = 0;
+  bool watched = false;
   struct rusage usage {};
   while (true) {
     const pid_t done = wait4(pid, &status, WNOHANG, &usage);
@@ -155,7 +160,9 @@ RunResult run_program(const std::vector<std::string>& argv, const RunOptions& op
       result.killed = true;
       kill(pid, SIGKILL);
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(options.kill_when_exists.empty() ? 5 : 1));
+    if (options.watch && !watched) watched = options.watch(pid);
+    const bool closely = !options.kill_when_exists.empty() || (options.watch && !watched);
+    std::this_thread::sleep_for(std::chrono::milliseconds(closely ? 1 : 5));
   }
   result.seconds = elapsed();
   result.max_rss_kb = usage.ru_maxrss;

@@ -1,7 +1,10 @@
 #pragma once
 // Test helpers: one place for tensor comparisons that print both tensors, the devices a test runs on,
 // and running a real binary.
+#include <sys/types.h>
+
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -61,6 +64,11 @@ struct RunOptions {
   // When set, the program is killed with SIGKILL from outside, as a pulled plug would, as soon as this
   // file exists (polled every millisecond). RunResult::killed says whether that happened.
   std::filesystem::path kill_when_exists;
+  // "NAME=value" entries added to the program's environment (a launcher's variables).
+  std::vector<std::string> environment;
+  // Called with the program's pid every millisecond while it runs, until it returns true: a test's own
+  // action from outside, such as killing one of the program's children.
+  std::function<bool(pid_t)> watch;
 };
 
 // Runs a program with arguments (no shell) and captures its exit status, stdout and stderr. A program

@@ -3,6 +3,10 @@
 // ProcessGroupGloo holds them all, each rank trains on its shard of every batch, and the gradients are
 // averaged with an allreduce before every step, which is what Python's DistributedDataParallel does.
 // Starting the ranks, and naming one that is gone, is the launcher's (launcher.h).
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +17,7 @@
 
 #include <fmt/format.h>
 #include <torch/torch.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
@@ -34,41 +39,82 @@ using common::checkpoint::Settings;
 struct Group {
   int rank = 0;
   int world_size = 1;
-  std::vector<std::string> where;  // each rank's "host pid", to name a rank that is gone
+  std::vector<std::string> where;  // each rank's "host pid address", to name a rank that is gone
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
 };
 
-// Meets the other ranks at addr:port and builds the process group. Rank 0 hosts the store. Everything
-// listens on loopback when addr is 127.0.0.1; another address is how ranks on other machines meet.
-inline Group join(int rank, int world_size, const std::string& addr, uint16_t port,
-                  std::chrono::milliseconds timeout) {
+// Where the ranks meet: rank 0's address and port. Under torchrun the launcher's agent already hosts the
+// store there: every rank is its client, under a prefix of its own for each restart, as Python's
+// init_process_group does when torchrun sets TORCHELASTIC_USE_AGENT_STORE.
+struct Meeting {
+  std::string addr = "127.0.0.1";
+  int port = 0;
+  bool agent_store = false;
+  int attempt = 0;  // torchrun's TORCHELASTIC_RESTART_COUNT
+};
+
+inline bool is_loopback(const std::string& addr) { return addr == "127.0.0.1" || addr == "localhost"; }
+
+// The address of this host from which `addr` is reached: the one the Gloo device listens on, so that
+// ranks on other hosts (or other network namespaces) can connect to it. No packet is sent: connecting a
+// UDP socket only picks the route.
+inline std::string local_address_towards(const std::string& addr, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_DGRAM;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(addr.c_str(), std::to_string(port).c_str(), &hints, &found) != 0 || found == nullptr)
+    throw std::runtime_error(fmt::format("cannot resolve the master address {}", addr));
+  const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in local{};
+  socklen_t length = sizeof local;
+  const bool ok = fd >= 0 && ::connect(fd, found->ai_addr, found->ai_addrlen) == 0 &&
+                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) == 0;
+  ::freeaddrinfo(found);
+  if (fd >= 0) ::close(fd);
+  char text[INET_ADDRSTRLEN] = {};
+  if (!ok || ::inet_ntop(AF_INET, &local.sin_addr, text, sizeof text) == nullptr)
+    throw std::runtime_error(fmt::format("no route from this host to the master address {}", addr));
+  return text;
+}
+
+// Meets the other ranks and builds the process group. Rank 0 hosts the store unless torchrun's agent does.
+// Everything listens on loopback when the address is 127.0.0.1; another address is how ranks on other
+// machines meet.
+inline Group join(int rank, int world_size, const Meeting& at, std::chrono::milliseconds timeout) {
   c10d::TCPStoreOptions store_options;
-  store_options.port = port;
-  store_options.isServer = rank == 0;
+  store_options.port = static_cast<uint16_t>(at.port);
+  store_options.isServer = rank == 0 && !at.agent_store;
   store_options.numWorkers = world_size;
-  store_options.waitWorkers = true;
+  store_options.waitWorkers = !at.agent_store;
   store_options.timeout = timeout;
   common::use_classic_tcp_store(store_options, 0);
   Group g;
   g.rank = rank;
   g.world_size = world_size;
   try {
-    g.store = c10::make_intrusive<c10d::TCPStore>(addr, store_options);
+    auto store = c10::make_intrusive<c10d::TCPStore>(at.addr, store_options);
+    g.store = at.agent_store
+                  ? c10::static_intrusive_pointer_cast<c10d::Store>(c10::make_intrusive<c10d::PrefixStore>(
+                        fmt::format("/worker/attempt_{}", at.attempt), store))
+                  : c10::static_intrusive_pointer_cast<c10d::Store>(store);
   } catch (const std::exception& e) {
     throw std::runtime_error(
-        fmt::format("rank {}: cannot {} the store at {}:{} ({}); is the port free, and rank 0 running?", rank,
-                    rank == 0 ? "open" : "reach", addr, port, common::one_line_message(e)));
+        fmt::format("rank {}: cannot {} the store at {}:{} ({}); is the port free, and {} running?", rank,
+                    store_options.isServer ? "open" : "reach", at.addr, at.port, common::one_line_message(e),
+                    at.agent_store ? "torchrun" : "rank 0"));
   }
   auto options = c10d::ProcessGroupGloo::Options::create(timeout);
-  const bool loopback = addr == "127.0.0.1" || addr == "localhost";
-  options->devices.push_back(loopback ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
-                                      : c10d::ProcessGroupGloo::createDefaultDevice());
+  const auto address =
+      is_loopback(at.addr) ? std::string("127.0.0.1") : local_address_towards(at.addr, at.port);
+  options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(address));
   g.pg = c10::make_intrusive<c10d::ProcessGroupGloo>(g.store, rank, world_size, options);
-  // Each rank says where it runs, so that a survivor can name the rank it lost.
+  // Each rank says where it runs (host, process, address), so that a survivor can name the rank it lost,
+  // on its own host by its process and on another by the address whose connection closed.
   char host[256] = {};
   ::gethostname(host, sizeof host - 1);
-  const std::string mine = fmt::format("{} {}", host, ::getpid());
+  const std::string mine = fmt::format("{} {} {}", host, ::getpid(), address);
   g.store->set(fmt::format("where/{}", rank), std::vector<uint8_t>(mine.begin(), mine.end()));
   for (int r = 0; r < world_size; ++r) {
     const auto bytes = g.store->get(fmt::format("where/{}", r));

@@ -10,10 +10,15 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -25,6 +30,7 @@
 #include "common/checkpoint.h"
 #include "common/files.h"
 #include "common/lesson.h"
+#include "common/print.h"
 #include "lessons/13_distributed/distributed.h"
 
 extern char** environ;  // NOLINT(readability-redundant-declaration): posix_spawn passes it on
@@ -33,34 +39,51 @@ namespace distributed {
 
 namespace fs = std::filesystem;
 
-// The ranks on this machine whose process is gone (or a zombie not yet reaped), waiting up to `patience`
-// for them to disappear: a peer's socket closes as it dies, just before its process is gone.
-inline std::vector<int> lost_ranks(const Group& g, std::chrono::milliseconds patience) {
+// One rank's record in the store: "host pid address".
+struct Where {
+  std::string host, pid, address;
+};
+inline Where parse_where(const std::string& record) {
+  Where w;
+  std::istringstream(record) >> w.host >> w.pid >> w.address;
+  return w;
+}
+
+// Whether a process of this host is gone (or a zombie not yet reaped).
+inline bool process_gone(const std::string& pid) {
+  std::error_code ec;
+  if (!fs::exists("/proc/" + pid, ec)) return true;
+  std::ifstream stat("/proc/" + pid + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  const auto close_paren = line.rfind(')');
+  return close_paren != std::string::npos && line.size() > close_paren + 2 && line[close_paren + 2] == 'Z';
+}
+
+struct Lost {
+  int rank = 0;
+  std::string how;
+};
+
+// The ranks this one has lost. On its own host, those whose process is gone, waiting up to `patience` for
+// them to disappear (a peer's socket closes as it dies, just before its process is gone). On another host,
+// those whose address the failed collective's error names: Gloo reports the peer whose connection closed.
+inline std::vector<Lost> lost_ranks(const Group& g, const std::string& error,
+                                    std::chrono::milliseconds patience) {
   char host[256] = {};
   ::gethostname(host, sizeof host - 1);
   const auto deadline = std::chrono::steady_clock::now() + patience;
-  std::vector<int> lost;
+  std::vector<Lost> lost;
   while (true) {
     lost.clear();
     for (int r = 0; r < static_cast<int>(g.where.size()); ++r) {
-      const auto space = g.where[r].rfind(' ');
-      if (r == g.rank || space == std::string::npos || g.where[r].substr(0, space) != host) continue;
-      const std::string pid = g.where[r].substr(space + 1);
-      std::error_code ec;
-      const bool running = fs::exists("/proc/" + pid, ec);
-      std::string stat;
-      if (running) {
-        std::FILE* f = std::fopen(("/proc/" + pid + "/stat").c_str(), "r");
-        if (f != nullptr) {
-          char buffer[512] = {};
-          stat.assign(buffer, std::fread(buffer, 1, sizeof buffer - 1, f));
-          std::fclose(f);
-        }
+      const auto w = parse_where(g.where[static_cast<size_t>(r)]);
+      if (r == g.rank || w.pid.empty()) continue;
+      if (w.host == host) {
+        if (process_gone(w.pid)) lost.push_back({r, "its process is gone"});
+      } else if (!w.address.empty() && error.find("[" + w.address + "]") != std::string::npos) {
+        lost.push_back({r, fmt::format("its connection from {} on {} closed", w.address, w.host)});
       }
-      const auto close_paren = stat.rfind(')');
-      const bool zombie =
-          close_paren != std::string::npos && stat.size() > close_paren + 2 && stat[close_paren + 2] == 'Z';
-      if (!running || zombie) lost.push_back(r);
     }
     if (!lost.empty() || std::chrono::steady_clock::now() > deadline) return lost;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -69,10 +92,112 @@ inline std::vector<int> lost_ranks(const Group& g, std::chrono::milliseconds pat
 
 // What a rank says when a collective fails: which rank it lost, when it can tell.
 inline std::string explain_failure(const Group& g, const std::exception& e) {
-  const auto lost = lost_ranks(g, std::chrono::seconds(2));
-  if (lost.empty()) return fmt::format("rank {}: {}", g.rank, common::one_line_message(e));
-  return fmt::format("rank {}: lost rank {} (its process is gone), stopping: {}", g.rank,
-                     fmt::join(lost, ", "), common::one_line_message(e));
+  const auto message = common::one_line_message(e);
+  const auto lost = lost_ranks(g, e.what(), std::chrono::seconds(2));
+  if (lost.empty()) return fmt::format("rank {}: {}", g.rank, message);
+  std::vector<std::string> named;
+  for (const auto& l : lost) named.push_back(fmt::format("rank {} ({})", l.rank, l.how));
+  return fmt::format("rank {}: lost {}, stopping: {}", g.rank, fmt::join(named, ", "), message);
+}
+
+// Who this process is in the group: from the options, or from the launcher that started it. torchrun sets
+// RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, LOCAL_RANK and TORCHELASTIC_*; Slurm sets SLURM_PROCID,
+// SLURM_NTASKS and SLURM_LOCALID, and its job's first host is the master unless MASTER_ADDR says another.
+struct Launch {
+  int rank = -1;  // -1: this process is the launcher and starts every rank here
+  int world_size = 2;
+  int local_rank = 0;
+  Meeting meeting;
+  std::string by;  // "torchrun", "Slurm", or "" when the options say it all
+};
+
+// The options, and which of them the command line gave.
+struct LaunchOptions {
+  Launch values;
+  bool rank_given = false, world_size_given = false, addr_given = false, port_given = false;
+};
+
+inline std::optional<std::string> environment(const char* name) {
+  const char* value = std::getenv(name);
+  if (value == nullptr) return std::nullopt;
+  return std::string(value);
+}
+
+inline int environment_int(const char* name, const std::string& text, int min, int max) {
+  int value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size() || value < min || value > max)
+    throw std::invalid_argument(fmt::format("{}={} in the environment is not a whole number from {} to {}",
+                                            name, common::printable(text), min, max));
+  return value;
+}
+
+// The first host of a Slurm node list: "node[07-09,12],login1" gives "node07".
+inline std::string first_slurm_host(const std::string& nodes) {
+  const auto bracket = nodes.find('[');
+  const auto comma = nodes.find(',');
+  if (bracket == std::string::npos || (comma != std::string::npos && comma < bracket))
+    return nodes.substr(0, comma);
+  const auto first = nodes.substr(bracket + 1, nodes.find_first_of("-,]", bracket + 1) - bracket - 1);
+  return nodes.substr(0, bracket) + first;
+}
+
+// The launch the environment describes, overridden by the options; an option that contradicts the
+// environment is an error naming both, since one of the two is a mistake.
+inline Launch resolve_launch(const LaunchOptions& options) {
+  Launch launch = options.values;
+  const auto rank = environment("RANK");
+  const auto world = environment("WORLD_SIZE");
+  const auto slurm_rank = environment("SLURM_PROCID");
+  const auto slurm_tasks = environment("SLURM_NTASKS");
+  std::optional<int> env_rank, env_world;
+  std::optional<std::string> env_addr = environment("MASTER_ADDR");
+  std::optional<int> env_port;
+  if (rank && world) {
+    launch.by = "torchrun";
+    env_rank = environment_int("RANK", *rank, 0, kMaxWorldSize - 1);
+    env_world = environment_int("WORLD_SIZE", *world, 1, kMaxWorldSize);
+    if (const auto local = environment("LOCAL_RANK"))
+      launch.local_rank = environment_int("LOCAL_RANK", *local, 0, kMaxWorldSize - 1);
+    launch.meeting.agent_store =
+        environment("TORCHELASTIC_USE_AGENT_STORE") == std::optional<std::string>("True");
+    if (const auto restarts = environment("TORCHELASTIC_RESTART_COUNT"))
+      launch.meeting.attempt = environment_int("TORCHELASTIC_RESTART_COUNT", *restarts, 0, 1000000);
+  } else if (slurm_rank && slurm_tasks) {
+    launch.by = "Slurm";
+    env_rank = environment_int("SLURM_PROCID", *slurm_rank, 0, kMaxWorldSize - 1);
+    env_world = environment_int("SLURM_NTASKS", *slurm_tasks, 1, kMaxWorldSize);
+    if (const auto local = environment("SLURM_LOCALID"))
+      launch.local_rank = environment_int("SLURM_LOCALID", *local, 0, kMaxWorldSize - 1);
+    if (!env_addr) {
+      const auto nodes = environment("SLURM_JOB_NODELIST") ? environment("SLURM_JOB_NODELIST")
+                                                           : environment("SLURM_NODELIST");
+      if (nodes) env_addr = first_slurm_host(*nodes);
+    }
+    if (!environment("MASTER_PORT")) env_port = 29500;  // torchrun's default port
+  } else {
+    return launch;
+  }
+  if (const auto port = environment("MASTER_PORT"))
+    env_port = environment_int("MASTER_PORT", *port, 1, 65535);
+  const auto take = [&](const char* option, bool given, auto& value, const auto& from_env,
+                        const char* variable) {
+    if (!from_env) return;
+    if (given && value != *from_env)
+      throw std::invalid_argument(fmt::format("{} {} and {}={} from {} disagree; pass one or the other",
+                                              option, value, variable, *from_env, launch.by));
+    value = *from_env;
+  };
+  const char* rank_variable = launch.by == "Slurm" ? "SLURM_PROCID" : "RANK";
+  const char* world_variable = launch.by == "Slurm" ? "SLURM_NTASKS" : "WORLD_SIZE";
+  take("--rank", options.rank_given, launch.rank, env_rank, rank_variable);
+  take("--world-size", options.world_size_given, launch.world_size, env_world, world_variable);
+  take("--master-addr", options.addr_given, launch.meeting.addr, env_addr, "MASTER_ADDR");
+  take("--master-port", options.port_given, launch.meeting.port, env_port, "MASTER_PORT");
+  if (launch.meeting.port == 0)
+    throw std::invalid_argument(
+        fmt::format("started by {} without MASTER_PORT: pass --master-port", launch.by));
+  return launch;
 }
 
 // A TCP socket bound to 127.0.0.1:port (0: a port the kernel picks), or -1 with errno set.

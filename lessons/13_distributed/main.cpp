@@ -20,23 +20,26 @@ int main(int argc, char** argv) try {
   common::Options options("13_distributed", "Data-parallel training across processes with c10d and Gloo");
   distributed::Settings settings;
   settings.batch_size = 64;  // the global batch, split over the ranks
-  int world_size = 2;
-  int rank = -1;
-  std::string master_addr = "127.0.0.1";
-  int master_port = 0;
+  distributed::LaunchOptions launch_options;
+  auto& flags = launch_options.values;
   double timeout_s = 20;
   bool resume = false;
   auto& cli = options.cli();
-  cli.add_option("--world-size", world_size, "number of ranks (processes)")
-      ->capture_default_str()
-      ->check(CLI::Range(1, distributed::kMaxWorldSize));
-  cli.add_option("--rank", rank, "run one rank of a group started by hand (default: start them all here)")
-      ->check(CLI::Range(0, distributed::kMaxWorldSize - 1));
-  cli.add_option("--master-addr", master_addr, "where rank 0 listens (torchrun's MASTER_ADDR)")
-      ->capture_default_str();
-  cli.add_option("--master-port", master_port,
-                 "its port (MASTER_PORT; default: a free one, when all ranks start here)")
-      ->check(CLI::Range(1, 65535));
+  const auto* world_size_option =
+      cli.add_option("--world-size", flags.world_size, "number of ranks (processes)")
+          ->capture_default_str()
+          ->check(CLI::Range(1, distributed::kMaxWorldSize));
+  const auto* rank_option =
+      cli.add_option("--rank", flags.rank,
+                     "run one rank of a group started by hand (default: start them all here)")
+          ->check(CLI::Range(0, distributed::kMaxWorldSize - 1));
+  const auto* addr_option =
+      cli.add_option("--master-addr", flags.meeting.addr, "where rank 0 listens (torchrun's MASTER_ADDR)")
+          ->capture_default_str();
+  const auto* port_option =
+      cli.add_option("--master-port", flags.meeting.port,
+                     "its port (MASTER_PORT; default: a free one, when all ranks start here)")
+          ->check(CLI::Range(1, 65535));
   common::checkpoint::add_options(cli, settings, "global batch, split evenly over the ranks");
   cli.add_option("--timeout", timeout_s, "seconds a rank waits for the others before it gives up")
       ->capture_default_str()
@@ -44,11 +47,19 @@ int main(int argc, char** argv) try {
   cli.add_flag("--resume", resume, "continue from rank 0's newest checkpoint in --out-dir");
   options.parse(argc, argv);
   settings.seed = options.seed;
-  distributed::check_settings(settings, world_size, rank, master_port, options);
+  launch_options.rank_given = rank_option->count() > 0;
+  launch_options.world_size_given = world_size_option->count() > 0;
+  launch_options.addr_given = addr_option->count() > 0;
+  launch_options.port_given = port_option->count() > 0;
+  // Started by torchrun or Slurm, the environment says who this rank is; alone, the options do.
+  const auto launch = distributed::resolve_launch(launch_options);
+  const int rank = launch.rank;
+  const int world_size = launch.world_size;
+  distributed::check_settings(settings, world_size, rank, launch.meeting.port, options);
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
   if (rank < 0)
-    return distributed::start_all_ranks(options, settings, world_size, master_addr, master_port, timeout,
-                                        resume);
+    return distributed::start_all_ranks(options, settings, world_size, launch.meeting.addr,
+                                        launch.meeting.port, timeout, resume);
 
   options.line_prefix = fmt::format("[rank {}] ", rank);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // whole lines, so that the ranks' lines do not mix
@@ -58,9 +69,10 @@ int main(int argc, char** argv) try {
   // %% Distribuido: qué es un grupo de procesos (solo C++)
   // Every rank runs this same program. They meet through a key-value store hosted by rank 0, then open
   // connections to one another: the process group, through which collectives (allreduce, broadcast) run.
-  auto group = distributed::join(rank, world_size, master_addr, static_cast<uint16_t>(master_port), timeout);
-  lesson.say("joined a {} group of {} ranks through the store at {}:{}", group.pg->getBackendName(),
-             world_size, master_addr, master_port);
+  auto group = distributed::join(rank, world_size, launch.meeting, timeout);
+  lesson.say("joined a {} group of {} ranks through the store at {}:{}{}", group.pg->getBackendName(),
+             world_size, launch.meeting.addr, launch.meeting.port,
+             launch.by.empty() ? "" : ", started by " + launch.by);
 
   // %% Distribuido: rango y tamaño del mundo (solo C++)
   lesson.show("rank", group.rank);
@@ -93,7 +105,9 @@ int main(int argc, char** argv) try {
   const auto checkpoint_dir = options.out_dir / "checkpoints";
   distributed::Progress progress;
   progress.rng_state = at::detail::getDefaultCPUGenerator().get_state();
-  if (resume && rank == 0) {
+  // A group that torchrun restarted after a failure resumes from rank 0's newest checkpoint, if any.
+  const bool restarted = launch.meeting.attempt > 0;
+  if (rank == 0 && (resume || (restarted && !common::checkpoint::list(checkpoint_dir).empty()))) {
     const auto resumed =
         common::checkpoint::resume(checkpoint_dir, *model, optimizer, settings, common::print_warning);
     progress = resumed.loaded.progress;
@@ -103,12 +117,14 @@ int main(int argc, char** argv) try {
   distributed::broadcast_progress(group, *model, optimizer, progress);
   at::Generator generator = at::detail::getDefaultCPUGenerator();
   generator.set_state(progress.rng_state);
-  if (resume)
+  // A run that has taken steps came from a checkpoint: its epoch's shuffle is drawn again, the steps done
+  // skipped.
+  bool resumed_epoch = progress.step > 0;
+  if (resumed_epoch)
     lesson.say("resumed from rank 0's checkpoint: epoch {}, step {}", progress.epoch + 1, progress.step);
   std::vector<double> losses;
   double examples_per_second = 0;
   try {
-    bool resumed_epoch = resume;
     for (int64_t epoch = progress.epoch; epoch < settings.epochs; ++epoch) {
       const auto started = std::chrono::steady_clock::now();
       const auto [order, first] = common::checkpoint::begin_epoch(progress, epoch, settings, resumed_epoch);
