@@ -86,7 +86,9 @@ for config in "${configs[@]}"; do
         python3 -m venv "$venv" && "$venv/bin/pip" install -q --upgrade pip && "$venv/bin/pip" install -q torch numpy matplotlib ||
           { echo "error: pip could not install torch" >&2; status=1; continue; }
       fi
-      prefix=$("$venv/bin/python" -c 'import torch; print(torch.utils.cmake_prefix_path)')
+      # The torch package's own folder first: TorchConfig.cmake looks for libtorch.so under the prefixes
+      # before its own lib/, and would otherwise find a system LibTorch (Debian's) beside the pip headers.
+      prefix=$("$venv/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__) + ";" + torch.utils.cmake_prefix_path)')
       mkdir -p build-matrix
       cuda=()
       command -v nvcc >/dev/null && cuda=(-DCMAKE_CUDA_COMPILER="$(command -v nvcc)")

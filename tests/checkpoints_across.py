@@ -69,6 +69,9 @@ def main():
         run(second, out, 3, "--checkpoint-every", every, "--resume")
         same(f"{first} stopped {name}, resumed in {second}", final(out), reference)
 
+    if lesson13 == "none":
+        print("lesson 13 is not built here (no Gloo headers for this LibTorch): its part is skipped")
+        return finish(torch, work, problems)
     # Lesson 13 with one rank is lesson 11's arithmetic: the same shuffle, the same batches, one process.
     same("lesson 13 with one rank equals lesson 11", final(run("13-1", "13-1", 3)), reference)
     for first, second in [("13-1", "c++"), ("13-1", "python"), ("c++", "13-1"), ("python", "13-1")]:
@@ -87,7 +90,11 @@ def main():
         if not diff < 1e-3:
             problems.append(f"two ranks then {second}: largest difference {diff} is not small")
 
-    # The optimizer's state is what Python's SGD holds: fields, order and types.
+    return finish(torch, work, problems)
+
+
+def finish(torch, work, problems):
+    """The optimizer's state is what Python's SGD holds: fields, order and types."""
     ck_path = sorted(os.listdir(os.path.join(work, "c++", "checkpoints")))[-1]
     ck = load_checkpoint(torch, os.path.join(work, "c++", "checkpoints", ck_path))
     net = torch.nn.Sequential(torch.nn.Linear(20, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))

@@ -15,6 +15,8 @@
 #include <sstream>
 #include <thread>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
@@ -463,4 +465,137 @@ TEST(Launchers, AnOptionThatContradictsTheLaunchersEnvironmentIsOneError) {
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
     EXPECT_NE(r.err.find("error: " + expected), std::string::npos) << r.err;
   }
+}
+
+// ---- Two hosts: two network namespaces joined by a virtual Ethernet pair, each with its own address and
+// host name, so that the store, the Gloo connections and the lost-rank message cross two network stacks as
+// they would cross two machines. Needs root; elsewhere (not root, a chroot) it is skipped, saying why.
+
+namespace {
+
+class TwoHosts : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "making network namespaces needs root";
+    // Names and a subnet of this process's own, so that parallel tests do not meet.
+    const int id = getpid() % 200 + 20;
+    a_ = fmt::format("mp-a-{}", getpid());
+    b_ = fmt::format("mp-b-{}", getpid());
+    address_a_ = fmt::format("10.213.{}.1", id);
+    address_b_ = fmt::format("10.213.{}.2", id);
+    const std::string veth_a = fmt::format("mpa{}", getpid()), veth_b = fmt::format("mpb{}", getpid());
+    const std::vector<std::vector<std::string>> setup{
+        {"ip", "netns", "add", a_},
+        {"ip", "netns", "add", b_},
+        {"ip", "link", "add", veth_a, "type", "veth", "peer", "name", veth_b},
+        {"ip", "link", "set", veth_a, "netns", a_},
+        {"ip", "link", "set", veth_b, "netns", b_},
+        {"ip", "-n", a_, "addr", "add", address_a_ + "/24", "dev", veth_a},
+        {"ip", "-n", b_, "addr", "add", address_b_ + "/24", "dev", veth_b},
+        {"ip", "-n", a_, "link", "set", veth_a, "up"},
+        {"ip", "-n", b_, "link", "set", veth_b, "up"},
+        {"ip", "-n", a_, "link", "set", "lo", "up"},
+        {"ip", "-n", b_, "link", "set", "lo", "up"},
+        {"ip", "netns", "exec", a_, "unshare", "--uts", "true"},
+    };
+    for (const auto& command : setup) {
+      const auto r = testing_mp::run_program(command, {30});
+      if (r.exit_code != 0)
+        GTEST_SKIP() << "cannot make two network namespaces here (a chroot, or no network namespaces): '"
+                     << fmt::format("{}", fmt::join(command, " ")) << "' said " << r.err;
+    }
+  }
+
+  void TearDown() override {
+    for (const auto& name : {a_, b_})
+      if (!name.empty()) testing_mp::run_program({"ip", "netns", "del", name}, {30});
+  }
+
+  // Rank `rank` of two, run in its namespace under a host name of its own.
+  std::vector<std::string> rank_args(int rank, const fs::path& out_dir,
+                                     const std::vector<std::string>& run) const {
+    std::vector<std::string> args{
+        "ip",
+        "netns",
+        "exec",
+        rank == 0 ? a_ : b_,
+        "unshare",
+        "--uts",
+        "sh",
+        "-c",
+        fmt::format("hostname host-{} && exec \"$0\" \"$@\"", rank == 0 ? 'a' : 'b'),
+        MP_LESSON_BINARY,
+        "--device",
+        "cpu",
+        "--timeout",
+        "10",
+        "--rank",
+        std::to_string(rank),
+        "--world-size",
+        "2",
+        "--master-addr",
+        address_a_,
+        "--master-port",
+        "29400",
+        "--out-dir",
+        out_dir.string()};
+    args.insert(args.end(), run.begin(), run.end());
+    return args;
+  }
+
+  // Both ranks at once; options[k] for rank k.
+  std::vector<testing_mp::RunResult> run_both(const fs::path& dir, const std::vector<std::string>& run,
+                                              std::vector<testing_mp::RunOptions> options) const {
+    std::vector<testing_mp::RunResult> results(2);
+    std::vector<std::thread> ranks;
+    for (int rank = 0; rank < 2; ++rank) {
+      ranks.emplace_back([&, rank] {
+        results[static_cast<size_t>(rank)] =
+            testing_mp::run_program(rank_args(rank, dir, run), options[static_cast<size_t>(rank)]);
+      });
+    }
+    for (auto& t : ranks) t.join();
+    return results;
+  }
+
+  std::string a_, b_, address_a_, address_b_;
+};
+
+}  // namespace
+
+TEST_F(TwoHosts, TheRunEqualsAOneHostRunBitForBit) {
+  const std::vector<std::string> run{"--epochs", "2", "--examples", "512"};
+  const auto own = testing_mp::fresh_dir("own");
+  ASSERT_EQ(testing_mp::run_program(lesson_args(own, 2, run)).exit_code, 0);
+  const auto dir = testing_mp::fresh_dir();
+  const auto results = run_both(dir, run, {{120}, {120}});
+  for (const auto& r : results) ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(results[1].out.find("through the store at " + address_a_ + ":29400"), std::string::npos)
+      << results[1].out;
+  EXPECT_EQ(testing_mp::read_text(dir / "final.params"), testing_mp::read_text(own / "final.params"));
+}
+
+TEST_F(TwoHosts, KillingTheSecondHostsRankEndsTheFirstNamingRankOne) {
+  const auto dir = testing_mp::fresh_dir();
+  std::chrono::steady_clock::time_point killed_at;
+  testing_mp::RunOptions second{120};
+  const auto checkpoint = dir / "checkpoints" / common::checkpoint::file_name(128);
+  second.watch = [&](pid_t rank_one) {
+    std::error_code ec;
+    if (!fs::exists(checkpoint, ec)) return false;
+    kill(rank_one, SIGKILL);
+    killed_at = std::chrono::steady_clock::now();
+    return true;
+  };
+  const auto results = run_both(dir, {"--epochs", "20", "--examples", "8192"}, {{120}, second});
+  ASSERT_NE(killed_at, std::chrono::steady_clock::time_point{}) << results[0].err;
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
+  EXPECT_EQ(results[0].exit_code, common::kExitBadInput) << results[0].err;
+  // Across hosts the process cannot be looked up; the connection that closed names the rank.
+  EXPECT_NE(results[0].err.find("error: rank 0: lost rank 1 (its connection from " + address_b_ +
+                                " on host-b closed)"),
+            std::string::npos)
+      << results[0].err;
+  EXPECT_LT(seconds, 15.0) << "the stated bound: --timeout (10 s) plus 5 s";
+  std::cout << "rank 0 ended " << seconds << " s after the second host's rank was killed\n";
 }

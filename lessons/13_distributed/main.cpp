@@ -164,6 +164,19 @@ int main(int argc, char** argv) try {
   lesson.show("parameters equal on every rank at the end",
               distributed::parameters_equal_everywhere(group, *model));
 
+  // %% Más allá del cuaderno: lanzar en un clúster (solo C++)
+  // The same binary under the launchers clusters use. torchrun and Slurm say in the environment which rank
+  // this process is (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT; SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID),
+  // and it starts no ranks of its own; an option that contradicts them is an error. A group that torchrun
+  // restarts after a failure (--max_restarts) resumes from rank 0's newest checkpoint.
+  if (rank == 0) {
+    lesson.say("this run was started by {}",
+               launch.by.empty() ? "its own launcher (--world-size)" : launch.by);
+    lesson.say("alone:    build/bin/13_distributed --world-size 2");
+    lesson.say("torchrun: torchrun --nproc_per_node 2 --max_restarts 3 --no_python build/bin/13_distributed");
+    lesson.say("Slurm:    srun --ntasks 2 env MASTER_PORT=29500 build/bin/13_distributed");
+  }
+
   return lesson.finish();
 } catch (...) {
   return common::exit_status();
