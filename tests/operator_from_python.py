@@ -2,8 +2,9 @@
 """Lesson 12's operator from Python, as a PyTorch user meets it: loaded with torch.ops.load_library,
 tested by torch.library.opcheck, compiled by torch.compile, and refusing bad input with a RuntimeError.
 
-usage: operator_from_python.py LIBRARY opcheck|compile|inputs
-Exit 0 when it holds, 1 when not, 77 (skipped, with the reason) when this PyTorch lacks the piece.
+usage: operator_from_python.py LIBRARY opcheck|compile|inputs|stable [STABLE_LIBRARY|none]
+"stable" compares modelos_stable::linear_relu, the same forward built against LibTorch's stable ABI, with
+the operator. Exit 0 when it holds, 1 when not, 77 (skipped, with the reason) when this PyTorch lacks the piece.
 """
 import sys
 
@@ -15,6 +16,7 @@ def main():
         print("skipped: this python3 has no torch")
         return 77
     library, what = sys.argv[1:3]
+    stable = sys.argv[3] if len(sys.argv) > 3 else "none"
     torch.ops.load_library(library)
     op = torch.ops.modelos.linear_relu
     torch.manual_seed(0)
@@ -77,6 +79,29 @@ def main():
         assert not Xt.is_contiguous()
         if not torch.equal(op(Xt, W, b), op(Xt.contiguous(), W, b)):
             problems.append("a transposed X gives other values than its contiguous copy")
+        for p in problems:
+            print("FAIL " + p)
+        return 1 if problems else 0
+    if what == "stable":
+        if stable == "none":
+            print(f"skipped: this LibTorch has no stable ABI (torch/csrc/stable, PyTorch 2.9 and later); "
+                  f"this is {torch.__version__}")
+            return 77
+        torch.ops.load_library(stable)
+        problems = []
+        for dtype, tolerance in [(torch.float32, 1e-5), (torch.float64, 1e-12)]:
+            X, W, b = inputs(dtype=dtype)
+            for name, x in [("X", X), ("a transposed X", X.t().contiguous().t())]:
+                mine = torch.ops.modelos_stable.linear_relu(x, W, b)
+                if not torch.allclose(mine, op(x, W, b), rtol=tolerance, atol=tolerance):
+                    problems.append(f"{dtype}, {name}: the stable-ABI operator differs from the operator")
+        try:
+            torch.ops.modelos_stable.linear_relu(X, W[:4], b)
+            problems.append("shapes that do not chain: accepted")
+        except RuntimeError as e:
+            print(f"shapes that do not chain: RuntimeError: {str(e).splitlines()[0]}")
+        print(f"the stable-ABI library (built for PyTorch 2.9 and later) in PyTorch {torch.__version__}: "
+              f"{'the same values' if not problems else 'different'}")
         for p in problems:
             print("FAIL " + p)
         return 1 if problems else 0

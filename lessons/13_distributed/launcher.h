@@ -96,6 +96,7 @@ inline std::string explain_failure(const Group& g, const std::exception& e) {
   const auto lost = lost_ranks(g, e.what(), std::chrono::seconds(2));
   if (lost.empty()) return fmt::format("rank {}: {}", g.rank, message);
   std::vector<std::string> named;
+  named.reserve(lost.size());
   for (const auto& l : lost) named.push_back(fmt::format("rank {} ({})", l.rank, l.how));
   return fmt::format("rank {}: lost {}, stopping: {}", g.rank, fmt::join(named, ", "), message);
 }
