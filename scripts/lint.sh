@@ -10,7 +10,12 @@ clang-format --dry-run --Werror "${sources[@]}"
 echo "lint: clang-format: ${#sources[@]} files formatted"
 
 cmake -S . -B build-lint -G Ninja -DMP_USE_PCH=OFF -DMP_USE_CCACHE=OFF -DMP_TESTS=ON -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >/dev/null
-mapfile -t units < <(git ls-files '*.cpp' | grep -v '^tests/fuzz/')
+# The translation units this configuration compiles: a source only another LibTorch builds (the stable-ABI
+# operator needs PyTorch 2.9) has no compile command here, and clang-tidy could not read it.
+mapfile -t units < <(git ls-files '*.cpp' | grep -v '^tests/fuzz/' | /usr/bin/env python3 -c '
+import json, os, sys
+built = {os.path.relpath(e["file"]) for e in json.load(open("build-lint/compile_commands.json"))}
+sys.stdout.write("".join(line for line in sys.stdin if line.strip() in built))')
 status=0
 printf '%s\n' "${units[@]}" | xargs -P "${MP_JOBS:-$(nproc)}" -I{} sh -c \
   'clang-tidy --quiet -p build-lint "{}" 2>/dev/null > "build-lint/$(echo "{}" | tr / _).tidy" || echo "{}" >> build-lint/failed' || status=1

@@ -300,8 +300,8 @@ pid_t child_with_environment(pid_t parent, const std::string& entry) {
     rest >> state >> ppid;
     if (ppid != parent) continue;
     const auto environment = testing_mp::read_text(process.path() / "environ");
-    if (("\0" + environment).find(std::string("\0", 1) + entry + std::string("\0", 1)) != std::string::npos ||
-        environment.rfind(entry + std::string("\0", 1), 0) == 0)
+    const std::string nul(1, '\0');
+    if ((nul + environment).find(nul + entry + nul) != std::string::npos)
       return static_cast<pid_t>(std::stoi(process.path().filename()));
   }
   return 0;
@@ -353,7 +353,7 @@ std::function<bool(pid_t)> kill_worker_one_when(const fs::path& file,
 }
 
 std::string python_or_skip_reason(std::string& reason) {
-  const auto python = testing_mp::python_with_torch();
+  auto python = testing_mp::python_with_torch();
   if (python.empty()) reason = "needs python3-torch for torchrun";
   return python;
 }
@@ -423,6 +423,7 @@ TEST(Launchers, SlurmsEnvironmentStartsTheRanksAsItsOwnLauncherDoes) {
   const auto port = std::to_string(distributed::free_port());
   std::vector<testing_mp::RunResult> results(2);
   std::vector<std::thread> ranks;
+  ranks.reserve(2);
   for (int rank = 0; rank < 2; ++rank) {
     ranks.emplace_back([&, rank] {
       testing_mp::RunOptions options{120};
@@ -548,6 +549,7 @@ class TwoHosts : public ::testing::Test {
                                               std::vector<testing_mp::RunOptions> options) const {
     std::vector<testing_mp::RunResult> results(2);
     std::vector<std::thread> ranks;
+    ranks.reserve(2);
     for (int rank = 0; rank < 2; ++rank) {
       ranks.emplace_back([&, rank] {
         results[static_cast<size_t>(rank)] =
