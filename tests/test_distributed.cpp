@@ -300,20 +300,22 @@ pid_t child_with_environment(pid_t parent, const std::string& entry) {
     rest >> state >> ppid;
     if (ppid != parent) continue;
     const auto environment = testing_mp::read_text(process.path() / "environ");
-    const std::string nul(1, '\0');
-    if ((nul + environment).find(nul + entry + nul) != std::string::npos)
+    std::string wanted(1, '\0');
+    wanted.append(entry).push_back('\0');
+    if (std::string(1, '\0').append(environment).find(wanted) != std::string::npos)
       return static_cast<pid_t>(std::stoi(process.path().filename()));
   }
   return 0;
 }
 
-// Two workers of the lesson under torchrun. Debian 12's PyTorch 1.13 knows only the underscore spellings
-// of the options, and on Python 3.11 fails at start unless --redirects and --tee are given a non-zero value.
+// Two workers of the lesson under torchrun: the configuration's own torch.distributed.run, through
+// scripts/torchrun.py, which changes nothing but the store's default where PyTorch lacks libuv (Debian 13's
+// torchrun fails at start otherwise). Debian 12's PyTorch 1.13 knows only the underscore spellings of the
+// options, and on Python 3.11 fails at start unless --redirects and --tee are given 1 or 2.
 std::vector<std::string> torchrun_args(const std::string& python, const fs::path& out_dir, int max_restarts,
                                        const std::vector<std::string>& extra) {
   std::vector<std::string> args{python,
-                                "-m",
-                                "torch.distributed.run",
+                                std::string(MP_SOURCE_DIR) + "/scripts/torchrun.py",
                                 "--nproc_per_node",
                                 "2",
                                 "--master_port",
