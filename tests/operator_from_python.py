@@ -6,10 +6,14 @@ usage: operator_from_python.py LIBRARY opcheck|compile|inputs|stable [STABLE_LIB
 "stable" compares modelos_stable::linear_relu, the same forward built against LibTorch's stable ABI, with
 the operator. Exit 0 when it holds, 1 when not, 77 (skipped, with the reason) when this PyTorch lacks the piece.
 """
+import os
 import sys
 
 
 def main():
+    if os.environ.get("MP_PYTHON_CANNOT_LOAD"):
+        print("skipped: " + os.environ["MP_PYTHON_CANNOT_LOAD"])
+        return 77
     try:
         import torch
     except ImportError:
