@@ -215,7 +215,9 @@ def build_lesson(name, main, twin, bin_dir, work, seed):
         cpp_labels = [e["label"] for e in printed if "label" in e]
         compared, differences = 0, []
         if py_cell is not None:
-            for label in dict.fromkeys(cpp_labels + py_cell["labels"]):
+            # CPP_ONLY and EXACT are the twin's notes to the comparison, not values.
+            py_labels = [label for label in py_cell["labels"] if label not in ("CPP_ONLY", "EXACT")]
+            for label in dict.fromkeys(cpp_labels + py_labels):
                 if label in cpp_only_labels:
                     continue
                 if label not in values or label not in py_values:
