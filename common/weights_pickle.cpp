@@ -132,7 +132,7 @@ class Machine {
         return memo_put(static_cast<unsigned char>(byte()), at);
       case 'r':
         return memo_put(le32(take(4)), at);
-      case 'c': {                                                  // GLOBAL module\nname\n
+      case 'c': {  // GLOBAL module\nname\n
         const auto module = line(at);
         const auto name = line(at);
         return push(global(module, name, at));
