@@ -20,6 +20,7 @@
 #include "common/device.h"
 #include "common/files.h"
 #include "common/lesson.h"
+#include "common/serialize.h"
 
 extern char** environ;
 
@@ -245,6 +246,30 @@ std::vector<std::string> changed(std::vector<std::string> args, const std::strin
   if (at == args.end()) return with(args, {option, value});
   *(at + 1) = value;
   return args;
+}
+
+void plant(const fs::path& from, const fs::path& to, const Change& change) {
+  auto checkpoint = common::read_value(from).toGenericDict();
+  change(checkpoint);
+  common::save_for_python(checkpoint, to);
+}
+
+pid_t child_of(pid_t parent, const std::function<bool(const std::string&, const std::string&)>& match) {
+  for (const auto& process : fs::directory_iterator("/proc")) {
+    std::ifstream stat(process.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    char state = 0;
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    if (ppid != parent) continue;
+    if (match(read_text(process.path() / "cmdline"), read_text(process.path() / "environ")))
+      return static_cast<pid_t>(std::stoi(process.path().filename()));
+  }
+  return 0;
 }
 
 }  // namespace testing_mp

@@ -104,6 +104,18 @@ std::vector<std::string> with(std::vector<std::string> args, const std::vector<s
 std::vector<std::string> changed(std::vector<std::string> args, const std::string& option,
                                  const std::string& value);
 
+// A change to a checkpoint as read. Dicts and lists share their contents, so a change to a dict reached
+// through another changes the whole checkpoint.
+using Change = std::function<void(c10::impl::GenericDict&)>;
+
+// A copy of a real checkpoint (any torch.save file of a dict) with a change, written as `to`.
+void plant(const std::filesystem::path& from, const std::filesystem::path& to, const Change& change);
+
+// The process whose parent is `parent` and whose command line and environment (NUL-separated, as /proc
+// gives them) `match` accepts, or 0.
+pid_t child_of(pid_t parent,
+               const std::function<bool(const std::string& cmdline, const std::string& environ)>& match);
+
 // The python3 that has Debian's python3-torch, or an empty string (then tests that need it skip).
 std::string python_with_torch();
 
