@@ -138,7 +138,7 @@ std::unordered_set<std::string> refuse_code(const Source& source, const std::vec
     const auto code = read_record(source, r, budget, fail);
     std::string module = r.name.substr(5, r.name.size() - 8);
     std::replace(module.begin(), module.end(), '/', '.');
-    for (const auto& name : names_after(code, "class")) classes.insert(module + "." + name);
+    for (const auto& name : names_after(code, "class")) classes.insert(fmt::format("{}.{}", module, name));
     for (auto& declared : declared_attributes(code)) attributes.insert(std::move(declared));
     const auto methods = defined_methods(code);
     if (methods.empty()) continue;

@@ -16,13 +16,4 @@ mapfile -t units < <(git ls-files '*.cpp' | grep -v '^tests/fuzz/' | /usr/bin/en
 import json, os, sys
 built = {os.path.relpath(e["file"]) for e in json.load(open("build-lint/compile_commands.json"))}
 sys.stdout.write("".join(line for line in sys.stdin if line.strip() in built))')
-status=0
-printf '%s\n' "${units[@]}" | xargs -P "${MP_JOBS:-$(nproc)}" -I{} sh -c \
-  'clang-tidy --quiet -p build-lint "{}" 2>/dev/null > "build-lint/$(echo "{}" | tr / _).tidy" || echo "{}" >> build-lint/failed' || status=1
-if [ -s build-lint/failed ]; then
-  cat build-lint/*.tidy
-  echo "error: clang-tidy reported problems in: $(tr '\n' ' ' < build-lint/failed)" >&2
-  rm -f build-lint/failed
-  exit 1
-fi
-echo "lint: clang-tidy: ${#units[@]} translation units clean"
+scripts/tidy.py build-lint "${units[@]}"
