@@ -61,6 +61,9 @@ class Options {
   // Put before every line the lesson prints (lesson 13's "[rank k] "), set before the Lesson is made.
   std::string line_prefix;
 
+  // Whether --device named a device, rather than leaving the choice to the lesson ("auto").
+  bool device_chosen() const { return device_text_ != "auto"; }
+
  private:
   std::string device_text_ = "auto";
   std::unique_ptr<CLI::App> cli_;

@@ -20,6 +20,11 @@
 #include "lessons/02_my_sequential/my_sequential.h"
 #include "lessons/03_fixed_hidden_mlp/fixed_hidden_mlp.h"
 #include "lessons/05_my_linear/my_linear.h"
+#include "lessons/09_file_io/file_io.h"
+#ifdef MP_EXPORT_DIR
+#include "lessons/14_export/export.h"
+#include "lessons/14_export/packages.h"
+#endif
 
 namespace {
 
@@ -105,6 +110,24 @@ void BM_MLPBatch(benchmark::State& state) {
       benchmark::Counter(mlp_flops(batch, hidden_units), benchmark::Counter::kIsIterationInvariantRate,
                          benchmark::Counter::kIs1000);
 }
+
+// Lesson 09's MLP (the C++ frontend class that lesson 14 compares the package with), inference mode.
+void BM_FileIoMLP(benchmark::State& state) {
+  c10::InferenceMode guard;
+  file_io::MLP net;
+  auto X = torch::rand({state.range(0), 20});
+  for (auto _ : state) benchmark::DoNotOptimize(net(X));
+}
+
+#ifdef MP_EXPORT_DIR
+// The same MLP as lesson 14's AOTInductor package, run through AOTIModelPackageLoader.
+void BM_ExportPackage(benchmark::State& state) {
+  export_lesson::Package package(std::filesystem::path(MP_EXPORT_DIR) / "mlp.pt2", MP_MLP_PACKAGE_SHA1);
+  const std::vector<torch::Tensor> inputs{torch::rand({state.range(0), 20})};
+  for (auto _ : state) benchmark::DoNotOptimize(package.run(inputs));
+}
+BENCHMARK(BM_ExportPackage)->Arg(2)->Arg(256);
+#endif
 
 // What this machine's BLAS reaches on one large single-precision product.
 void BM_MatmulThroughput(benchmark::State& state) {
@@ -204,6 +227,8 @@ BENCHMARK(BM_MyLinearNet)->Arg(0)->Arg(1);
 BENCHMARK(BM_FixedHiddenMLP)->Arg(0)->Arg(1);
 BENCHMARK(BM_Floor)->ArgsProduct({{2}, {256}});
 BENCHMARK(BM_Floor)->ArgsProduct({{1, 8, 64, 512, 4096}, {256, 4096}})->Name("BM_FloorBatch");
+BENCHMARK(BM_FileIoMLP)->Arg(2)->Arg(256);
+BENCHMARK(BM_Floor)->ArgsProduct({{256}, {256}})->Name("BM_FloorExport");
 BENCHMARK(BM_MLPBatch)->ArgsProduct({{1, 8, 64, 512, 4096}, {256, 4096}});
 BENCHMARK(BM_MatmulThroughput)->Arg(1024)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_SaveStateDict)->Unit(benchmark::kMillisecond)->Iterations(2);

@@ -15,7 +15,7 @@ from torch.utils import benchmark
 
 # The lessons' Python twins keep the notebook's blocks in data/python/notes_models.py.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "data", "python"))
-from notes_models import MLP, FixedHiddenMLP, MyLinear, MySequential  # noqa: E402
+from notes_models import MLP, FileIoMLP, FixedHiddenMLP, MyLinear, MySequential  # noqa: E402
 
 
 def median_us(fn, X, min_run_time, inference):
@@ -50,6 +50,15 @@ def main():
         for hidden in (256, 4096):
             net = nn.Sequential(nn.Linear(20, hidden), nn.ReLU(), nn.Linear(hidden, 10))
             results[f"MLPBatch/{batch}/{hidden}"] = median_us(net, torch.rand(batch, 20), args.min_run_time, True)
+    # Lesson 14's MLP: eager, and compiled by torch.compile (PyTorch 2.x), where Python has it.
+    net = FileIoMLP()
+    compiled = torch.compile(net) if hasattr(torch, "compile") else None
+    for batch in (2, 256):
+        X = torch.rand(batch, 20)
+        results[f"FileIoMLP/{batch}/eager"] = median_us(net, X, args.min_run_time, True)
+        if compiled is not None:
+            compiled(X)  # compiles for this shape before the timer starts
+            results[f"FileIoMLP/{batch}/compile"] = median_us(compiled, X, args.min_run_time, True)
     json.dump(results, sys.stdout, indent=1)
     print()
 

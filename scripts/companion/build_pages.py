@@ -73,7 +73,7 @@ table.lessons { width: 100%; table-layout: fixed; border-collapse: collapse; bac
 table.lessons th, table.lessons td { text-align: left; padding: 10px 12px; border-bottom: 1px solid var(--line);
   vertical-align: top; overflow-wrap: anywhere; }
 table.lessons th:first-child { width: 32%; } table.lessons th:last-child { width: 5.5em; }
-.status.pass { color: var(--ok); font-weight: 600; } .status.fail { color: var(--bad); font-weight: 600; }
+.status.pass { color: var(--ok); font-weight: 600; } .status.fail { color: var(--bad); font-weight: 600; } .status.skip { color: #6b6b6b; }
 footer { color: var(--muted); font-size: .85rem; padding: 24px 20px 40px; }
 @media (max-width: 900px) {
   .pair { grid-template-columns: 1fr; }
@@ -177,9 +177,16 @@ def cpp_output_by_cell(cells, output):
     return by_cell
 
 
-def build_lesson(name, main, twin, bin_dir, work, seed):
+def build_lesson(name, main, twin, bin_dir, work, seed, skipped=None):
+    """skipped: why this build has no such lesson (mp-lessons.txt); its page then shows the code of both sides
+    and the reason, and runs nothing."""
     os.makedirs(work, exist_ok=True)
-    cpp_run = run([os.path.join(bin_dir, name), "--device", "cpu", "--seed", str(seed), "--out-dir", work])
+    if skipped:
+        cpp_run = subprocess.CompletedProcess([], 0, "", "")
+        twin_run = twin
+        twin = None
+    else:
+        cpp_run = run([os.path.join(bin_dir, name), "--device", "cpu", "--seed", str(seed), "--out-dir", work])
     values, output = {}, []
     if cpp_run.returncode == 0:
         with open(os.path.join(work, "values.json")) as f:
@@ -227,7 +234,9 @@ def build_lesson(name, main, twin, bin_dir, work, seed):
                 compared += 1
                 if problem:
                     differences.append(f"{label}{problem}")
-        if py_cell is None:
+        if skipped:
+            mark = f'<span class="mark plain">no ejecutada: {html.escape(skipped)}</span>'
+        elif py_cell is None:
             mark = '<span class="mark plain">solo C++: el cuaderno no tiene esta celda</span>'
         elif differences:
             mark = f'<span class="mark differ">&#8800; {len(differences)} diferencia(s)</span>'
@@ -248,7 +257,11 @@ def build_lesson(name, main, twin, bin_dir, work, seed):
                     + "".join(f'<figure><img alt="{html.escape(label)}" src="data:image/png;base64,{png}"></figure>'
                               for label, png in pictures.items() if label in cpp_labels)
                     + "</div>")
-        if py_cell is not None:
+        if skipped and twin_run and cell.title in [c.title for c in py_cells(twin_run)]:
+            twin_source = next(c.source for c in py_cells(twin_run) if c.title == cell.title)
+            py_side = ('<div class="side"><div class="lang py">Python &middot; el cuaderno</div>'
+                       f'<div class="code">{highlight(twin_source, PythonLexer(), HtmlFormatter())}</div></div>')
+        elif py_cell is not None:
             twin_source = next(c.source for c in py_cells(twin) if c.title == cell.title)
             py_code = highlight(twin_source, PythonLexer(), HtmlFormatter())
             out = py_cell["output"].rstrip("\n")
@@ -272,12 +285,14 @@ def build_lesson(name, main, twin, bin_dir, work, seed):
             f'{mark}{section_link}</div>'
             f'<div class="pair{"" if py_side else " single"}">{py_side}{cpp_side}</div>{diff_html}</section>')
     missing_py = [t for t in py_titles if t not in [c.title for c in cells]]
+    if skipped:
+        twin = twin_run
     ok = cpp_run.returncode == 0 and py_ok and differ_total == 0 and not missing_py
     sections = [s for s in dict.fromkeys(section_of(c.title) for c in cells) if s != "Más allá del cuaderno"]
     return {
         "name": name, "ok": ok, "cells": len(cells), "equal": equal_total, "differ": differ_total,
         "sections": sections, "twin": bool(twin), "cpp_status": cpp_run.returncode,
-        "cpp_stderr": cpp_run.stderr.strip(), "body": "".join(parts),
+        "cpp_stderr": cpp_run.stderr.strip(), "body": "".join(parts), "skipped": skipped,
     }
 
 
@@ -298,9 +313,15 @@ def main():
     os.makedirs(out_dir, exist_ok=True)
     bin_dir = os.path.join(build_dir, "bin")
     results = []
+    skipped = {}
+    with open(os.path.join(build_dir, "mp-lessons.txt")) as f:
+        for line in f:
+            if line.startswith("skipped "):
+                name, _, reason = line[len("skipped "):].rstrip("\n").partition(" ")
+                skipped[name] = reason
     for name, main_cpp, twin in lessons(ROOT):
-        r = build_lesson(name, main_cpp, twin, bin_dir, os.path.join(out_dir, "runs", name), seed)
-        status = "todo igual" if r["ok"] else "FALLA"
+        r = build_lesson(name, main_cpp, twin, bin_dir, os.path.join(out_dir, "runs", name), seed, skipped.get(name))
+        status = f"skipped, {r['skipped']}" if r["skipped"] else "todo igual" if r["ok"] else "FALLA"
         print(f"{name}: {r['cells']} cells, {r['equal']} values equal, {r['differ']} different: {status}")
         if r["cpp_status"] != 0:
             print(f"  the C++ lesson failed ({r['cpp_status']}): {r['cpp_stderr']}")
@@ -313,7 +334,8 @@ def main():
     rows = "".join(
         f'<tr><td><a href="{r["name"]}.html">{r["name"]}</a></td><td>{html.escape(" · ".join(r["sections"]))}</td>'
         f'<td>{r["cells"]} celdas' + (f', {r["equal"]} valores iguales' if r["twin"] else ", solo C++") + '</td>'
-        f'<td class="status {"pass" if r["ok"] else "fail"}">{"pasa" if r["ok"] else "falla"}</td></tr>'
+        f'<td class="status {"skip" if r["skipped"] else "pass" if r["ok"] else "fail"}">'
+        f'{"omitida" if r["skipped"] else "pasa" if r["ok"] else "falla"}</td></tr>'
         for r in results)
     body = ('<table class="lessons"><thead><tr><th>Lección</th><th>Secciones del cuaderno</th><th>Celdas</th>'
             f'<th>Estado</th></tr></thead><tbody>{rows}</tbody></table>')
