@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Installs what the suite needs on Debian 12 / Ubuntu, and only what is missing.
 # Safe to run again: it asks dpkg first and calls apt-get only for absent packages.
-# usage: scripts/install-deps.sh [lessons|test|companion]
+# usage: scripts/install-deps.sh [lessons|export|test|companion]
 #   lessons    what building and running the lessons needs (scripts/tour.sh)
+#   export     lessons, and Python's PyTorch with a C++ compiler for AOTInductor (lesson 14's packages)
 #   test       the default: also the tests, the Python reference, benchmarks and style tools (scripts/test.sh)
 #   companion  test, and what scripts/companion.sh needs
 set -euo pipefail
 
 set_name=${1:-test}
 case $set_name in
-  lessons|test|companion) ;;
-  *) echo "error: unknown set '$set_name'; the sets are: lessons, test, companion" >&2; exit 2 ;;
+  lessons|export|test|companion) ;;
+  *) echo "error: unknown set '$set_name'; the sets are: lessons, export, test, companion" >&2; exit 2 ;;
 esac
 
 packages=(
@@ -22,7 +23,11 @@ packages=(
   libgloo-dev           # the headers of the Gloo that LibTorch's c10d uses (lesson 13)
 )
 
-if [ "$set_name" != lessons ]; then
+if [ "$set_name" = export ]; then
+  packages+=(python3 python3-torch g++)  # AOTInductor compiles with g++ unless CXX names another compiler
+fi
+
+if [ "$set_name" = test ] || [ "$set_name" = companion ]; then
   packages+=(
     build-essential git libgtest-dev libbenchmark-dev
     python3 python3-torch # the reference implementation for the parity and interop tests

@@ -36,17 +36,31 @@ if [ ! -f "$build_dir/CMakeCache.txt" ] || [ ! -f "$list" ] || [ CMakeLists.txt 
 fi
 
 total=${#lessons[@]}
+args=("$@")
+build_and_run() {
+  printf '[%d/%d] building %s\n' "$i" "$total" "$1"
+  # Only this lesson and what it links (the precompiled header, the common library) are built.
+  cmake --build "$build_dir" --target "$1" --parallel "${MP_JOBS:-$(nproc)}"
+  printf '\n\033[1m##### %s #####\033[0m\n' "$1"
+  "$build_dir/bin/$1" "${args[@]}"
+}
+skipped() {
+  reason=$(sed -n "s/^skipped $1 //p" "$list")
+  printf '[%d/%d] skipped %s: %s\n' "$i" "$total" "$1" "${reason:-not in this build (see $list)}"
+}
 i=0
 for lesson in "${lessons[@]}"; do
   i=$((i + 1))
   if grep -qx "built $lesson" "$list"; then
-    printf '[%d/%d] building %s\n' "$i" "$total" "$lesson"
-    # Only this lesson and what it links (the precompiled header, the common library) are built.
-    cmake --build "$build_dir" --target "$lesson" --parallel "${MP_JOBS:-$(nproc)}"
-    printf '\n\033[1m##### %s #####\033[0m\n' "$lesson"
-    "$build_dir/bin/$lesson" "$@"
+    build_and_run "$lesson"
+  elif set=$(sed -n "s/^installable $lesson //p" "$list") && [ -n "$set" ] && [ "${MP_SKIP_INSTALL:-0}" != 1 ]; then
+    # A lesson that needs more than the others (lesson 14: Python's PyTorch, to make its packages) gets it
+    # now, after the lessons before it have run.
+    printf '[%d/%d] installing what %s needs (scripts/install-deps.sh %s)\n' "$i" "$total" "$lesson" "$set"
+    scripts/install-deps.sh "$set"
+    cmake -S . -B "$build_dir" >/dev/null
+    if grep -qx "built $lesson" "$list"; then build_and_run "$lesson"; else skipped "$lesson"; fi
   else
-    reason=$(sed -n "s/^skipped $lesson //p" "$list")
-    printf '[%d/%d] skipped %s: %s\n' "$i" "$total" "$lesson" "${reason:-not in this build (see $list)}"
+    skipped "$lesson"
   fi
 done
