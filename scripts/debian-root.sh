@@ -4,7 +4,7 @@
 # installs, nothing from this machine. Needs root (chroot, mounts).
 #   scripts/debian-root.sh trixie 'scripts/build.sh && cd build && ctest'
 # The bare root is cached as a tarball, and so is the root with the packages installed (keyed by
-# install-deps.sh), under $MP_ROOT_CACHE (default /var/cache/modelos-personalizados): the first run takes
+# the packages of install-deps.sh's test set), under $MP_ROOT_CACHE (default /var/cache/modelos-personalizados): the first run takes
 # minutes, the next ones seconds before the command starts. The text files of the root's build-matrix/
 # (tables, logs, test reports; no object files) are copied back into this tree's build-matrix/.
 set -euo pipefail
@@ -29,7 +29,8 @@ rm -rf "$root"
 mkdir -p "$root"
 
 bare=$cache/$suite-minbase.tar
-deps_key=$(sha256sum scripts/install-deps.sh | cut -c1-12)
+# Keyed by the packages the root gets (the test set), so that a change elsewhere in the script keeps the cache.
+deps_key=$(scripts/install-deps.sh --list test | sort -u | sha256sum | cut -c1-12)
 with_deps=$cache/$suite-deps-$deps_key.tar
 if [ -f "$with_deps" ]; then
   tar -C "$root" -xf "$with_deps"

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the suite needs on Debian 12 / Ubuntu, and only what is missing.
 # Safe to run again: it asks dpkg first and calls apt-get only for absent packages.
-# usage: scripts/install-deps.sh [lessons|export|test|companion]
+# usage: scripts/install-deps.sh [--list] [lessons|export|test|companion]   (--list: print the set, install nothing)
 #   lessons    what building and running the lessons needs (scripts/tour.sh)
 #   export     lessons, and Python's PyTorch with a C++ compiler for AOTInductor (lesson 14's packages)
 #   test       the default: also the tests, the Python reference, benchmarks and style tools (scripts/test.sh)
 #   companion  test, and what scripts/companion.sh needs
 set -euo pipefail
 
+list_only=0
+if [ "${1:-}" = --list ]; then list_only=1; shift; fi
 set_name=${1:-test}
 case $set_name in
   lessons|export|test|companion) ;;
@@ -33,6 +35,7 @@ if [ "$set_name" = test ] || [ "$set_name" = companion ]; then
     python3 python3-torch # the reference implementation for the parity and interop tests
     python3-setuptools    # torch.utils.benchmark (scripts/bench-vs-python) imports it
     python3-matplotlib    # lesson 07's Python twin draws the weight histograms
+    libjemalloc-dev libmimalloc-dev  # the allocators scripts/bench-allocators compares with glibc's
     clang-format clang-tidy libclang-rt-dev
   )
 fi
@@ -40,6 +43,11 @@ fi
 if [ "$set_name" = companion ]; then
   # The companion pages: highlighting, charts, and a real browser that checks and photographs them.
   packages+=(python3-pygments python3-websocket chromium fonts-dejavu-core)
+fi
+
+if [ "$list_only" = 1 ]; then
+  printf '%s\n' "${packages[@]}"
+  exit 0
 fi
 
 missing=()
