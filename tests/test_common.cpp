@@ -1,4 +1,11 @@
 // The common library: device selection and the options every lesson shares.
+#include <malloc.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -100,4 +107,40 @@ TEST(LessonCli, DefaultsRunAndWriteValuesJson) {
   const auto result = testing_mp::run_program({MP_LESSON_BINARY, "--out-dir", dir.string()});
   EXPECT_EQ(result.exit_code, 0) << result.err;
   EXPECT_TRUE(std::filesystem::exists(dir / "values.json"));
+}
+
+// common/malloc_policy.cpp: every program of the suite keeps large blocks in glibc's heap. mallinfo2's hblks
+// counts the blocks glibc took from mmap; AddressSanitizer replaces malloc, and it means nothing there.
+#if defined(__SANITIZE_ADDRESS__)
+#define MP_MALLOC_REPLACED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MP_MALLOC_REPLACED 1
+#endif
+#endif
+
+TEST(MallocPolicy, ABlockOf16MiBComesFromTheHeap) {
+#ifdef MP_MALLOC_REPLACED
+  GTEST_SKIP() << "AddressSanitizer replaces malloc";
+#endif
+  const auto before = mallinfo2();
+  void* block = std::malloc(size_t{16} << 20);
+  ASSERT_NE(block, nullptr);
+  const auto during = mallinfo2();
+  std::free(block);
+  EXPECT_EQ(during.hblks, before.hblks) << "the block was mapped, not taken from the heap";
+}
+
+TEST(MallocPolicy, WithoutItGlibcMapsTheSameBlock) {
+#ifdef MP_MALLOC_REPLACED
+  GTEST_SKIP() << "AddressSanitizer replaces malloc";
+#endif
+  // The test above, in a process of its own, first with the policy (passes), then with glibc as it is
+  // (MP_MALLOC=glibc): there it fails, so it is the policy that passes it.
+  const std::vector<std::string> argv{std::filesystem::read_symlink("/proc/self/exe").string(),
+                                      "--gtest_filter=MallocPolicy.ABlockOf16MiBComesFromTheHeap"};
+  EXPECT_EQ(testing_mp::run_program(argv).exit_code, 0);
+  testing_mp::RunOptions glibc;
+  glibc.environment = {"MP_MALLOC=glibc"};
+  EXPECT_NE(testing_mp::run_program(argv, glibc).exit_code, 0);
 }

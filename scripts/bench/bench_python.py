@@ -32,9 +32,16 @@ def median_us(fn, X, min_run_time, inference):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--min-run-time", type=float, default=1.0)
+    parser.add_argument("--only", help="time only this entry of the batch grid, e.g. MLPBatch/512/4096")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
+    if args.only:
+        _, batch, hidden = args.only.split("/")
+        net = nn.Sequential(nn.Linear(20, int(hidden)), nn.ReLU(), nn.Linear(int(hidden), 10))
+        json.dump({args.only: median_us(net, torch.rand(int(batch), 20), args.min_run_time, True)}, sys.stdout)
+        print()
+        return
     models = {
         "SequentialMLP": (nn.Sequential(nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, 10)), torch.rand(2, 20)),
         "CustomMLP": (MLP(), torch.rand(2, 20)),
