@@ -73,7 +73,7 @@ table.lessons { width: 100%; table-layout: fixed; border-collapse: collapse; bac
 table.lessons th, table.lessons td { text-align: left; padding: 10px 12px; border-bottom: 1px solid var(--line);
   vertical-align: top; overflow-wrap: anywhere; }
 table.lessons th:first-child { width: 32%; } table.lessons th:last-child { width: 5.5em; }
-.status.pass { color: var(--ok); font-weight: 600; } .status.fail { color: var(--bad); font-weight: 600; } .status.skip { color: #6b6b6b; }
+.status.pass { color: var(--ok); font-weight: 600; } .status.fail { color: var(--bad); font-weight: 600; } .status.skip { color: #6b6b6b; } p.skipped { overflow-wrap: anywhere; }
 footer { color: var(--muted); font-size: .85rem; padding: 24px 20px 40px; }
 @media (max-width: 900px) {
   .pair { grid-template-columns: 1fr; }
@@ -188,7 +188,7 @@ def build_lesson(name, main, twin, bin_dir, work, seed, skipped=None):
     else:
         cpp_run = run([os.path.join(bin_dir, name), "--device", "cpu", "--seed", str(seed), "--out-dir", work])
     values, output = {}, []
-    if cpp_run.returncode == 0:
+    if cpp_run.returncode == 0 and not skipped:
         with open(os.path.join(work, "values.json")) as f:
             values = json.load(f)
         with open(os.path.join(work, "output.json")) as f:
@@ -235,7 +235,7 @@ def build_lesson(name, main, twin, bin_dir, work, seed, skipped=None):
                 if problem:
                     differences.append(f"{label}{problem}")
         if skipped:
-            mark = f'<span class="mark plain">no ejecutada: {html.escape(skipped)}</span>'
+            mark = '<span class="mark plain">no ejecutada en esta compilación</span>'
         elif py_cell is None:
             mark = '<span class="mark plain">solo C++: el cuaderno no tiene esta celda</span>'
         elif differences:
@@ -287,6 +287,8 @@ def build_lesson(name, main, twin, bin_dir, work, seed, skipped=None):
     missing_py = [t for t in py_titles if t not in [c.title for c in cells]]
     if skipped:
         twin = twin_run
+        parts.insert(0, f'<p class="skipped">Esta compilación no tiene la lección, y no la ejecutó: '
+                        f'{html.escape(skipped)}.</p>')
     ok = cpp_run.returncode == 0 and py_ok and differ_total == 0 and not missing_py
     sections = [s for s in dict.fromkeys(section_of(c.title) for c in cells) if s != "Más allá del cuaderno"]
     return {
