@@ -6,8 +6,10 @@ With --package-dir DIR (the build passes build/data/14_export) the twin leaves t
 reads: the packages, the MLP's parameters, the inputs and Python's eager outputs, and what torch.export said
 about FixedHiddenMLP. Without it, it works in a temporary folder, as a learner running it would."""
 import argparse
+import atexit
 import json
 import os
+import shutil
 import sys
 import tempfile
 
@@ -19,7 +21,10 @@ from parity import options, show
 
 _parser = argparse.ArgumentParser()
 _parser.add_argument("--package-dir")
-package_dir = _parser.parse_known_args()[0].package_dir or tempfile.mkdtemp()
+package_dir = _parser.parse_known_args()[0].package_dir
+if not package_dir:
+    package_dir = tempfile.mkdtemp()
+    atexit.register(shutil.rmtree, package_dir, ignore_errors=True)
 os.makedirs(package_dir, exist_ok=True)
 if not hasattr(torch, "export") or not hasattr(torch._inductor, "aoti_compile_and_package"):
     sys.exit(f"error: torch.export and AOTInductor packages need PyTorch 2.6 or later; this is {torch.__version__}")

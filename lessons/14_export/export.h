@@ -2,6 +2,7 @@
 // torch.export and AOTInductor from C++: the packages the build made, checked before they are loaded, the
 // inputs they accept, and the tolerance against Python's eager output.
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>

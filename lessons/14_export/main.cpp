@@ -4,6 +4,7 @@
 // graph into a package that C++ runs ("Archivos de E/S", "Modelos Personalizados en PyTorch").
 #include <filesystem>
 #include <string>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <torch/torch.h>
