@@ -21,8 +21,11 @@ import sys
 def main():
     build, units = sys.argv[1], sys.argv[2:]
     root = os.getcwd()
-    cache = os.environ.get("MP_TIDY_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "modelos-personalizados", "clang-tidy")
+    # As root, beside the Debian roots' cache (scripts/debian-root.sh), so that any checkout on the machine
+    # shares it whatever its HOME; otherwise the user's own cache.
+    cache = os.environ.get("MP_TIDY_CACHE") or (
+        "/var/cache/modelos-personalizados/clang-tidy" if os.geteuid() == 0 else os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "modelos-personalizados", "clang-tidy"))
     os.makedirs(cache, exist_ok=True)
     commands = {os.path.relpath(e["file"], root): e for e in json.load(open(os.path.join(build, "compile_commands.json")))}
     common = hashlib.sha256()
