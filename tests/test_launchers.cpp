@@ -85,14 +85,27 @@ std::vector<std::string> torchrun_args(const std::string& python, const fs::path
   return args;
 }
 
-// Kills torchrun's worker of RANK=1 with SIGKILL once `file` exists; `killed_at` says when.
+// Whether process `pid` ignores SIGPIPE, from the SigIgn mask in /proc/<pid>/status.
+bool ignores_sigpipe(pid_t pid) {
+  std::ifstream status(fs::path("/proc") / std::to_string(pid) / "status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("SigIgn:", 0) == 0)
+      return ((std::stoull(line.substr(7), nullptr, 16) >> (SIGPIPE - 1)) & 1U) != 0;
+  return false;
+}
+
+// Kills torchrun's worker of RANK=1 with SIGKILL once `file` exists; `killed_at` says when. Just before,
+// `survivor_ignores_sigpipe` records whether the worker of RANK=0 ignores SIGPIPE.
 std::function<bool(pid_t)> kill_worker_one_when(const fs::path& file,
-                                                std::chrono::steady_clock::time_point& killed_at) {
-  return [file, &killed_at](pid_t torchrun) {
+                                                std::chrono::steady_clock::time_point& killed_at,
+                                                bool* survivor_ignores_sigpipe = nullptr) {
+  return [file, &killed_at, survivor_ignores_sigpipe](pid_t torchrun) {
     std::error_code ec;
     if (!fs::exists(file, ec)) return false;
     const pid_t worker = child_with_environment(torchrun, "RANK=1");
     if (worker == 0) return false;
+    if (survivor_ignores_sigpipe != nullptr)
+      *survivor_ignores_sigpipe = ignores_sigpipe(child_with_environment(torchrun, "RANK=0"));
     kill(worker, SIGKILL);
     killed_at = std::chrono::steady_clock::now();
     return true;
@@ -149,10 +162,15 @@ TEST(Torchrun, WithoutRestartsALostWorkerFailsTheJobNamingIt) {
   const auto dir = testing_mp::fresh_dir();
   std::chrono::steady_clock::time_point killed_at;
   testing_mp::RunOptions options{180};
-  options.watch = kill_worker_one_when(dir / "checkpoints" / common::checkpoint::file_name(128), killed_at);
+  bool survivor_ignores_sigpipe = false;
+  options.watch = kill_worker_one_when(dir / "checkpoints" / common::checkpoint::file_name(128), killed_at,
+                                       &survivor_ignores_sigpipe);
   const auto r = testing_mp::run_program(
       torchrun_args(python, dir, 0, {"--epochs", "20", "--examples", "8192"}), options);
   ASSERT_NE(killed_at, std::chrono::steady_clock::time_point{}) << "the worker was never killed\n" << r.err;
+  // torchrun starts its workers with SIGPIPE's default action; a survivor that kept it could die writing to
+  // the lost rank's socket (status -13) before saying which rank it lost.
+  EXPECT_TRUE(survivor_ignores_sigpipe);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
   // torchrun's own status for a failed job is 1; the surviving rank says which rank it lost.
   EXPECT_EQ(r.exit_code, 1) << r.err;

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -83,6 +84,13 @@ inline std::string local_address_towards(const std::string& addr, int port) {
 // Everything listens on loopback when the address is 127.0.0.1; another address is how ranks on other
 // machines meet.
 inline Group join(int rank, int world_size, const Meeting& at, std::chrono::milliseconds timeout) {
+  // A rank that dies closes its sockets, and Gloo and the store write to them without MSG_NOSIGNAL: the
+  // survivor's next write would raise SIGPIPE and end it before it can name the rank it lost. Python
+  // ignores SIGPIPE from its start, so Python ranks never meet this; a C++ rank must say so itself, and
+  // torchrun starts its workers with the default disposition.
+  struct sigaction ignore = {};
+  ignore.sa_handler = SIG_IGN;
+  ::sigaction(SIGPIPE, &ignore, nullptr);
   c10d::TCPStoreOptions store_options;
   store_options.port = static_cast<uint16_t>(at.port);
   store_options.isServer = rank == 0 && !at.agent_store;
