@@ -68,9 +68,77 @@ void BM_MyLinearNet(benchmark::State& state) {
   run_model(state, torch::rand({2, 64}), [&](const torch::Tensor& X) { return net->forward(X); });
 }
 
+// Lesson 03's model and input drawn from seed 0, as bench_python.py draws them, so that both sides halve
+// the same number of times (the "halvings" counter).
+fixed_hidden_mlp::FixedHiddenMLP seeded_fixed_hidden_mlp() {
+  torch::manual_seed(0);
+  return {};
+}
+struct SeededFixedHiddenMLP {
+  fixed_hidden_mlp::FixedHiddenMLP net = seeded_fixed_hidden_mlp();  // members are built in this order
+  torch::Tensor X = torch::rand({2, 20});
+};
+
+// How many times the notes' loop halves: the least k with |X|.sum() / 2^k <= 1, on one read of the sum.
+int halvings_for(float abs_sum) {
+  int k = 0;
+  for (; abs_sum > 1; ++k) abs_sum /= 2;
+  return k;
+}
+
+torch::Tensor hidden_part(fixed_hidden_mlp::FixedHiddenMLPImpl& net, torch::Tensor X) {
+  X = net.linear(X);
+  X = torch::relu(torch::mm(X, net.rand_weight) + 1);
+  return net.linear(X);
+}
+
+// The lesson's forward: the notebook's while loop, one read of the sum per test.
 void BM_FixedHiddenMLP(benchmark::State& state) {
-  fixed_hidden_mlp::FixedHiddenMLP net;
-  run_model(state, torch::rand({2, 20}), [&](const torch::Tensor& X) { return net(X); });
+  SeededFixedHiddenMLP m;
+  {
+    torch::NoGradGuard no_grad;
+    state.counters["halvings"] = halvings_for(hidden_part(*m.net, m.X).abs().sum().item<float>());
+  }
+  run_model(state, m.X, [&](const torch::Tensor& X) { return m.net(X); });
+}
+
+// The computed-scale form lesson 03's README names: one read of the sum, outside autograd, and one
+// multiplication by 2^-k. The same bits as the loop, because halving is exact in floating point.
+void BM_FixedHiddenMLPScaled(benchmark::State& state) {
+  SeededFixedHiddenMLP m;
+  run_model(state, m.X, [&](const torch::Tensor& input) {
+    auto X = hidden_part(*m.net, input);
+    int k = 0;
+    {
+      torch::NoGradGuard no_grad;
+      k = halvings_for(X.abs().sum().item<float>());
+    }
+    if (k > 0) X = X * std::ldexp(1.0, -k);
+    return X.sum();
+  });
+}
+
+// Lesson 03's floor: the computed-scale form as ATen calls into preallocated outputs, the weight
+// transposed once; only the two scalars (the sum read back, the result) are allocated.
+void BM_FixedHiddenFloor(benchmark::State& state) {
+  c10::InferenceMode guard;
+  SeededFixedHiddenMLP m;
+  const auto X = m.X.clone();
+  const auto Wt = m.net->linear->weight.t().contiguous();
+  const auto b = m.net->linear->bias.clone();
+  const auto R = m.net->rand_weight.clone();
+  auto H1 = torch::empty({2, 20});
+  auto H2 = torch::empty({2, 20});
+  auto H3 = torch::empty({2, 20});
+  auto A = torch::empty({2, 20});
+  for (auto _ : state) {
+    at::addmm_out(H1, b, X, Wt);
+    at::mm_out(H2, H1, R).add_(1).relu_();
+    at::addmm_out(H3, b, H2, Wt);
+    const int k = halvings_for(at::abs_out(A, H3).sum().item<float>());
+    if (k > 0) H3.mul_(std::ldexp(1.0, -k));
+    benchmark::DoNotOptimize(H3.sum());
+  }
 }
 
 // The floor: the same MLP as direct ATen calls into preallocated outputs, no modules, no allocation.
@@ -225,6 +293,8 @@ BENCHMARK(BM_CustomMLP)->Arg(0)->Arg(1);
 BENCHMARK(BM_MySequential)->Arg(0)->Arg(1);
 BENCHMARK(BM_MyLinearNet)->Arg(0)->Arg(1);
 BENCHMARK(BM_FixedHiddenMLP)->Arg(0)->Arg(1);
+BENCHMARK(BM_FixedHiddenMLPScaled)->Arg(0)->Arg(1);
+BENCHMARK(BM_FixedHiddenFloor);
 BENCHMARK(BM_Floor)->ArgsProduct({{2}, {256}});
 BENCHMARK(BM_Floor)->ArgsProduct({{1, 8, 64, 512, 4096}, {256, 4096}})->Name("BM_FloorBatch");
 BENCHMARK(BM_FileIoMLP)->Arg(2)->Arg(256);
