@@ -29,45 +29,9 @@
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
-// CLI11 is header-only: a lesson that names CLI::App compiles all of it. Only the lessons that add
-// options of their own include <CLI/CLI.hpp>; the rest rebuild in a fraction of the time.
-namespace CLI {
-class App;
-}  // namespace CLI
+#include "common/options.h"
 
 namespace common {
-
-// Exit status of a lesson or tool that was given bad input.
-inline constexpr int kExitBadInput = 2;
-
-// The options every lesson takes. A lesson with more adds them to cli() before parse().
-class Options {
- public:
-  Options(std::string name, const std::string& description);
-  ~Options();
-  Options(const Options&) = delete;
-  Options& operator=(const Options&) = delete;
-
-  // Include <CLI/CLI.hpp> to add options.
-  CLI::App& cli() { return *cli_; }
-  // Parses and checks the options. --help prints the help and ends the program with status 0 (through
-  // exit_status()); a bad option is an error naming it.
-  void parse(int argc, char** argv);
-
-  std::string name;
-  int64_t seed = 0;
-  torch::Device device{torch::kCPU};
-  std::filesystem::path out_dir;
-  // Put before every line the lesson prints (lesson 13's "[rank k] "), set before the Lesson is made.
-  std::string line_prefix;
-
-  // Whether --device named a device, rather than leaving the choice to the lesson ("auto").
-  bool device_chosen() const { return device_text_ != "auto"; }
-
- private:
-  std::string device_text_ = "auto";
-  std::unique_ptr<CLI::App> cli_;
-};
 
 // show() and say() take the source line of their call (__builtin_LINE() as a default argument, evaluated
 // where the call is written): each printed line then knows its cell, which is how scripts/companion.sh
