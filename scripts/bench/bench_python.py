@@ -26,14 +26,23 @@ class ScaledFixedHiddenMLP(nn.Module):
         super().__init__()
         self.fixed = fixed
 
-    def forward(self, X):
+    def hidden(self, X):
         X = self.fixed.linear(X)
         X = F.relu(torch.mm(X, self.fixed.rand_weight) + 1)
-        X = self.fixed.linear(X)
+        return self.fixed.linear(X)
+
+    @staticmethod
+    def halvings(X):
+        """How many times the notes' loop halves X, from one read of its absolute sum."""
         with torch.no_grad():
             s, k = X.abs().sum().item(), 0
         while s > 1:
             s, k = s / 2, k + 1
+        return k
+
+    def forward(self, X):
+        X = self.hidden(X)
+        k = self.halvings(X)
         if k > 0:
             X = X * 2.0 ** -k
         return X.sum()
@@ -74,12 +83,10 @@ def main():
     torch.manual_seed(0)
     fixed = FixedHiddenMLP()
     models["FixedHiddenMLP"] = (fixed, torch.rand(2, 20))
-    models["FixedHiddenMLPScaled"] = (ScaledFixedHiddenMLP(fixed), models["FixedHiddenMLP"][1])
+    scaled = ScaledFixedHiddenMLP(fixed)
+    models["FixedHiddenMLPScaled"] = (scaled, models["FixedHiddenMLP"][1])
     with torch.no_grad():
-        s = fixed.linear(F.relu(torch.mm(fixed.linear(models["FixedHiddenMLP"][1]), fixed.rand_weight) + 1))
-        s, halvings = s.abs().sum().item(), 0
-    while s > 1:
-        s, halvings = s / 2, halvings + 1
+        halvings = scaled.halvings(scaled.hidden(models["FixedHiddenMLP"][1]))
     results = {"FixedHiddenMLP/halvings": halvings}
     for name, (net, X) in models.items():
         for inference in (False, True):
