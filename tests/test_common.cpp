@@ -1,11 +1,14 @@
 // The common library: device selection and the options every lesson shares.
 #include <malloc.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <vector>
 
+#include <c10/core/CPUAllocator.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -131,16 +134,116 @@ TEST(MallocPolicy, ABlockOf16MiBComesFromTheHeap) {
   EXPECT_EQ(during.hblks, before.hblks) << "the block was mapped, not taken from the heap";
 }
 
-TEST(MallocPolicy, WithoutItGlibcMapsTheSameBlock) {
-#ifdef MP_MALLOC_REPLACED
-  GTEST_SKIP() << "AddressSanitizer replaces malloc";
-#endif
-  // The test above, in a process of its own, first with the policy (passes), then with glibc as it is
-  // (MP_MALLOC=glibc): there it fails, so it is the policy that passes it.
+namespace {
+
+// Runs one test of this program in a process of its own, first with the policy, then with glibc and LibTorch
+// as they are (MP_MALLOC=glibc): it must pass the first time and fail the second, so that it is the policy
+// that passes it.
+void expect_only_the_policy_passes(const std::string& test) {
   const std::vector<std::string> argv{std::filesystem::read_symlink("/proc/self/exe").string(),
-                                      "--gtest_filter=MallocPolicy.ABlockOf16MiBComesFromTheHeap"};
+                                      "--gtest_filter=" + test};
   EXPECT_EQ(testing_mp::run_program(argv).exit_code, 0);
   testing_mp::RunOptions glibc;
   glibc.environment = {"MP_MALLOC=glibc"};
   EXPECT_NE(testing_mp::run_program(argv, glibc).exit_code, 0);
+}
+
+}  // namespace
+
+TEST(MallocPolicy, WithoutItGlibcMapsTheSameBlock) {
+#ifdef MP_MALLOC_REPLACED
+  GTEST_SKIP() << "AddressSanitizer replaces malloc";
+#endif
+  expect_only_the_policy_passes("MallocPolicy.ABlockOf16MiBComesFromTheHeap");
+}
+
+// The front for tensor blocks of 1 MiB and more that common/malloc_policy.cpp puts before LibTorch's CPU
+// allocator. A fresh anonymous mapping is all zeros, so a new tensor that still shows the bytes of one freed
+// before it came from a kept block.
+namespace {
+
+constexpr int64_t kLargeFloats = int64_t{16} << 20;  // 64 MiB, the activations of batch 4096 at width 4096
+
+bool shows(const torch::Tensor& t, float value) { return t.eq(value).all().item<bool>(); }
+
+}  // namespace
+
+TEST(LargeBlocks, AFreedBlockServesTheNextTensorOfItsSize) {
+#ifdef MP_MALLOC_REPLACED
+  GTEST_SKIP() << "AddressSanitizer replaces malloc, and the policy leaves LibTorch's allocator alone there";
+#endif
+  torch::empty({kLargeFloats}).fill_(7);
+  EXPECT_TRUE(shows(torch::empty({kLargeFloats}), 7)) << "the block was mapped again, not kept";
+}
+
+TEST(LargeBlocks, WithoutThePolicyEachTensorIsMappedAfresh) {
+#ifdef MP_MALLOC_REPLACED
+  GTEST_SKIP() << "AddressSanitizer replaces malloc";
+#endif
+  expect_only_the_policy_passes("LargeBlocks.AFreedBlockServesTheNextTensorOfItsSize");
+}
+
+TEST(LargeBlocks, ARequestOfAnotherSizeFirstGivesKeptBlocksBack) {
+#ifdef MP_MALLOC_REPLACED
+  GTEST_SKIP() << "AddressSanitizer replaces malloc";
+#endif
+  torch::empty({kLargeFloats}).fill_(7);
+  ASSERT_TRUE(shows(torch::empty({kLargeFloats}), 7));
+  // 80 MiB finds no block of its size: the kept 64 MiB one is given back before 80 MiB are mapped, and when
+  // the 80 MiB tensor is freed, the next 64 MiB request gives that one back in turn.
+  torch::empty({kLargeFloats + (int64_t{4} << 20)}).fill_(3);
+  EXPECT_TRUE(shows(torch::empty({kLargeFloats}), 0)) << "a kept block outlived a request it did not fit";
+}
+
+TEST(LargeBlocks, AtMostOneGiBIsKept) {
+#ifdef MP_MALLOC_REPLACED
+  GTEST_SKIP() << "AddressSanitizer replaces malloc";
+#endif
+  // 34 tensors of 32 MiB live at once, 1.1 GiB, then all freed. Each block is 34 MiB with its header and
+  // rounding, so at most 30 of them fit in 1 GiB; the rest must have been given back.
+  constexpr int64_t kFloats = int64_t{8} << 20;
+  constexpr size_t kMapped = size_t{34} << 20;
+  std::vector<torch::Tensor> live;
+  live.reserve(34);
+  for (int i = 0; i < 34; ++i) live.push_back(torch::empty({kFloats}).fill_(5));
+  live.clear();
+  for (int i = 0; i < 34; ++i) live.push_back(torch::empty({kFloats}));
+  const auto kept =
+      std::count_if(live.begin(), live.end(), [](const torch::Tensor& t) { return shows(t, 5); });
+  EXPECT_GT(kept, 0);
+  EXPECT_LE(static_cast<size_t>(kept) * kMapped, size_t{1} << 30) << kept << " blocks were kept";
+}
+
+TEST(LargeBlocks, RawAllocationsGoBackToTheSideTheyCameFrom) {
+  // LibTorch's raw interface hands a block back by its address alone; a small block belongs to LibTorch's
+  // own allocator and a large one to the front, and freeing either through the other would crash.
+  c10::Allocator* allocator = c10::GetCPUAllocator();
+  for (const size_t bytes : {size_t{64}, size_t{1} << 20, size_t{40} << 20}) {
+    void* block = allocator->raw_allocate(bytes);
+    ASSERT_NE(block, nullptr);
+    std::memset(block, 1, bytes);
+    allocator->raw_deallocate(block);
+  }
+}
+
+TEST(LargeBlocks, PythonGetsTheSamePolicyFromTheLibrary) {
+#ifdef MP_MALLOC_REPLACED
+  GTEST_SKIP() << "a library built with AddressSanitizer loads only into an instrumented process";
+#endif
+  const std::string python = testing_mp::python_with_torch();
+  if (python.empty()) GTEST_SKIP() << "no Python with PyTorch";
+  // Without the library, Python's second tensor is a fresh mapping; with it, the kept block.
+  const std::string script = R"(
+import ctypes, sys, torch
+def second_shows_first():
+    torch.empty(16 << 20).fill_(7)
+    return bool((torch.empty(16 << 20) == 7).all())
+print(second_shows_first())
+ctypes.CDLL(sys.argv[1])
+print(second_shows_first())
+)";
+  const auto result = testing_mp::run_program(
+      {python, "-c", script, std::string(MP_BINARY_DIR) + "/lib/libmodelos_malloc.so"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(result.out, "False\nTrue\n");
 }

@@ -164,6 +164,31 @@ void BM_Floor(benchmark::State& state) {
                          benchmark::Counter::kIs1000);
 }
 
+// The floor of the same operations as the notes' MLP makes: the weights as nn::Linear keeps them, [out, in],
+// multiplied through their transposed view, and an out-of-place ReLU, into preallocated outputs. What the
+// MLP costs above it is allocation and LibTorch's per-call work; what BM_Floor costs below it is the
+// arithmetic done another way (weights copied transposed, ReLU in place), which the model would have to
+// change to get.
+void BM_FloorSameOps(benchmark::State& state) {
+  c10::InferenceMode guard;
+  const int64_t batch = state.range(0);
+  const int64_t hidden_units = state.range(1);
+  auto X = torch::rand({batch, 20});
+  auto W1 = torch::rand({hidden_units, 20});
+  auto b1 = torch::rand({hidden_units});
+  auto W2 = torch::rand({10, hidden_units});
+  auto b2 = torch::rand({10});
+  auto H = torch::empty({batch, hidden_units});
+  auto R = torch::empty({batch, hidden_units});
+  auto Y = torch::empty({batch, 10});
+  for (auto _ : state) {
+    at::addmm_out(H, b1, X, W1.t());
+    at::clamp_min_out(R, H, 0);
+    at::addmm_out(Y, b2, R, W2.t());
+    benchmark::DoNotOptimize(Y.data_ptr());
+  }
+}
+
 // The notes' MLP (nn::Sequential) under inference mode, by batch size and hidden width.
 void BM_MLPBatch(benchmark::State& state) {
   c10::InferenceMode guard;
@@ -177,6 +202,19 @@ void BM_MLPBatch(benchmark::State& state) {
   state.counters["GFLOP/s"] =
       benchmark::Counter(mlp_flops(batch, hidden_units), benchmark::Counter::kIsIterationInvariantRate,
                          benchmark::Counter::kIs1000);
+}
+
+// The same three modules called one after the other, without nn::Sequential: what remains of the small
+// batches' cost above the floor, less Sequential's type-erased forwarding through AnyModule.
+void BM_MLPChained(benchmark::State& state) {
+  c10::InferenceMode guard;
+  const int64_t batch = state.range(0);
+  const int64_t hidden_units = state.range(1);
+  torch::nn::Linear hidden(20, hidden_units);
+  torch::nn::ReLU relu;
+  torch::nn::Linear out(hidden_units, 10);
+  auto X = torch::rand({batch, 20});
+  for (auto _ : state) benchmark::DoNotOptimize(out->forward(relu->forward(hidden->forward(X))));
 }
 
 // Lesson 09's MLP (the C++ frontend class that lesson 14 compares the package with), inference mode.
@@ -297,9 +335,11 @@ BENCHMARK(BM_FixedHiddenMLPScaled)->Arg(0)->Arg(1);
 BENCHMARK(BM_FixedHiddenFloor);
 BENCHMARK(BM_Floor)->ArgsProduct({{2}, {256}});
 BENCHMARK(BM_Floor)->ArgsProduct({{1, 8, 64, 512, 4096}, {256, 4096}})->Name("BM_FloorBatch");
+BENCHMARK(BM_FloorSameOps)->ArgsProduct({{1, 8, 64, 512, 4096}, {256, 4096}});
 BENCHMARK(BM_FileIoMLP)->Arg(2)->Arg(256);
 BENCHMARK(BM_Floor)->ArgsProduct({{256}, {256}})->Name("BM_FloorExport");
 BENCHMARK(BM_MLPBatch)->ArgsProduct({{1, 8, 64, 512, 4096}, {256, 4096}});
+BENCHMARK(BM_MLPChained)->ArgsProduct({{1, 8}, {256}});
 BENCHMARK(BM_MatmulThroughput)->Arg(1024)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_SaveStateDict)->Unit(benchmark::kMillisecond)->Iterations(2);
 BENCHMARK(BM_LoadStateDict)->Unit(benchmark::kMillisecond)->Iterations(2);

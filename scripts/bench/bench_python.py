@@ -5,6 +5,7 @@ Prints JSON: {"name/mode": median microseconds per call}.
 usage: python3 bench_python.py [--min-run-time SECONDS]
 """
 import argparse
+import ctypes
 import json
 import os
 import sys
@@ -63,7 +64,10 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--min-run-time", type=float, default=1.0)
     parser.add_argument("--only", help="time only this entry of the batch grid, e.g. MLPBatch/512/4096")
+    parser.add_argument("--malloc-library", help="load the suite's allocator policy (build/lib/libmodelos_malloc.so) first")
     args = parser.parse_args()
+    if args.malloc_library:
+        ctypes.CDLL(args.malloc_library)
     torch.set_num_threads(1)
     torch.manual_seed(0)
     if args.only:
