@@ -26,7 +26,11 @@ packages=(
 )
 
 if [ "$set_name" = export ]; then
-  packages+=(python3 python3-torch g++)  # AOTInductor compiles with g++ unless CXX names another compiler
+  packages+=(
+    python3 python3-torch
+    g++                # AOTInductor compiles with g++ unless CXX names another compiler
+    python3-setuptools # AOTInductor's C++ builder imports torch.utils.cpp_extension, which imports it
+  )
 fi
 
 if [ "$set_name" = test ] || [ "$set_name" = companion ]; then
