@@ -28,6 +28,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <mutex>
 #include <unordered_map>
 
@@ -63,7 +64,10 @@ class LargeBlockCache final : public c10::Allocator {
 
  private:
   c10::DataPtr take(size_t nbytes) {
-    if (nbytes < kLarge) return fallback_->allocate(nbytes);
+    // No mapping could hold more than half the address space; such a request goes on to fail in LibTorch's
+    // own allocator, with its own message, before the rounding below could wrap around.
+    if (nbytes < kLarge || nbytes > std::numeric_limits<size_t>::max() / 2)
+      return fallback_->allocate(nbytes);
     const size_t mapped = (nbytes + kHeader + kStep - 1) / kStep * kStep;
     void* base = nullptr;
     {

@@ -214,6 +214,16 @@ TEST(LargeBlocks, AtMostOneGiBIsKept) {
   EXPECT_LE(static_cast<size_t>(kept) * kMapped, size_t{1} << 30) << kept << " blocks were kept";
 }
 
+TEST(LargeBlocks, ATensorNoMemoryCanHoldFailsWithLibTorchsOwnError) {
+#ifdef MP_MALLOC_REPLACED
+  GTEST_SKIP() << "AddressSanitizer aborts on such a request rather than failing it";
+#endif
+  // 2^62 bytes: no mapping succeeds, and the request ends in LibTorch's allocator, which throws.
+  EXPECT_THROW(torch::empty({int64_t{1} << 60}), c10::Error);
+  torch::empty({kLargeFloats}).fill_(7);
+  EXPECT_TRUE(shows(torch::empty({kLargeFloats}), 7)) << "the front stopped keeping blocks after the failure";
+}
+
 TEST(LargeBlocks, RawAllocationsGoBackToTheSideTheyCameFrom) {
   // LibTorch's raw interface hands a block back by its address alone; a small block belongs to LibTorch's
   // own allocator and a large one to the front, and freeing either through the other would crash.
