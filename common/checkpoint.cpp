@@ -1,5 +1,7 @@
 #include "common/checkpoint.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cmath>
 #include <regex>
@@ -102,11 +104,12 @@ class Fields {
   c10::impl::GenericDict dict_{c10::StringType::get(), c10::AnyType::get()};
 };
 
+// `what`: "setting" or "field", for the message.
 template <typename T, typename R>
-void in_range(const Fields& f, const char* key, T value, R range) {
+void in_range(const Fields& f, const char* key, T value, R range, const char* what = "setting") {
   // !(a <= b) is true for NaN too.
   if (!(range.min <= value && value <= range.max))
-    f.fail(fmt::format("its setting '{}' is {}, outside [{}, {}]", key, value, range.min, range.max));
+    f.fail(fmt::format("its {} '{}' is {}, outside [{}, {}]", what, key, value, range.min, range.max));
 }
 
 Settings read_settings(const Fields& root, const fs::path& path) {
@@ -121,6 +124,7 @@ Settings read_settings(const Fields& root, const fs::path& path) {
   in_range(f, "epochs", s.epochs, kEpochsRange);
   in_range(f, "batch_size", s.batch_size, kBatchSizeRange);
   in_range(f, "examples", s.examples, kExamplesRange);
+  in_range(f, "seed", s.seed, kSeedRange);
   in_range(f, "lr", s.lr, kLrRange);
   return s;
 }
@@ -134,7 +138,9 @@ Progress read_progress(const Fields& root, const Settings& s, const fs::path& pa
   // that is done stands at the start of the epoch after its last.
   if (p.epoch > s.epochs)
     root.fail(fmt::format("epoch {} is past the end of its run of {} epochs", p.epoch, s.epochs));
-  if (p.epoch < 0 || p.step < p.epoch * per_epoch || p.step >= (p.epoch + 1) * per_epoch ||
+  in_range(root, "epoch", p.epoch, Range<int64_t>{0, s.epochs}, "field");
+  in_range(root, "step", p.step, Range<int64_t>{0, s.epochs * per_epoch}, "field");
+  if (p.step < p.epoch * per_epoch || p.step >= (p.epoch + 1) * per_epoch ||
       (p.epoch == s.epochs && p.step != p.epoch * per_epoch))
     root.fail(fmt::format("epoch {} and step {} do not agree ({} steps an epoch, {} epochs)", p.epoch, p.step,
                           per_epoch, s.epochs));
@@ -344,34 +350,64 @@ void save(const fs::path& path, const torch::nn::Module& model, const torch::opt
   save_for_python(checkpoint, path);
 }
 
-Loaded load(const fs::path& path, torch::nn::Module& model, torch::optim::SGD& optimizer,
-            const Settings* expected) {
+namespace {
+
+// A checkpoint read and checked whole, not yet applied.
+struct Checked {
+  Loaded loaded;
+  StateDict parameters;
+  std::vector<torch::Tensor> buffers;
+};
+
+Checked read_checked(const fs::path& path, const torch::nn::Module& model, const torch::optim::SGD& optimizer,
+                     const Settings* expected) {
   const Fields root(read_value(path), "", path);
   root.only({"model", "optimizer", "epoch", "step", "rng_state", "settings"});
-  Loaded loaded;
-  loaded.settings = read_settings(root, path);
-  loaded.progress = read_progress(root, loaded.settings, path);
-  const auto parameters = read_model(root, model, path);
-  const auto buffers = read_optimizer(root, model, optimizer, loaded.settings, path);
-  if (expected != nullptr) check_same_settings(loaded.settings, *expected, path);
+  Checked c;
+  c.loaded.settings = read_settings(root, path);
+  c.loaded.progress = read_progress(root, c.loaded.settings, path);
+  c.parameters = read_model(root, model, path);
+  c.buffers = read_optimizer(root, model, optimizer, c.loaded.settings, path);
+  if (expected != nullptr) check_same_settings(c.loaded.settings, *expected, path);
+  return c;
+}
 
+}  // namespace
+
+Loaded load(const fs::path& path, torch::nn::Module& model, torch::optim::SGD& optimizer,
+            const Settings* expected) {
+  const auto c = read_checked(path, model, optimizer, expected);
   // Everything was checked: nothing below can fail half-way.
-  load_state_dict(model, parameters, path.string());
+  load_state_dict(model, c.parameters, path.string());
   const auto params = model.parameters();
   for (size_t i = 0; i < params.size(); ++i) {
-    if (buffers[i].defined())
+    if (c.buffers[i].defined())
       set_sgd_momentum_buffer(optimizer, params[i],
-                              buffers[i].to(params[i].device()).clone(at::MemoryFormat::Contiguous));
+                              c.buffers[i].to(params[i].device()).clone(at::MemoryFormat::Contiguous));
   }
-  return loaded;
+  return c.loaded;
+}
+
+std::string why_not_loadable(const fs::path& path, const torch::nn::Module& model,
+                             const torch::optim::SGD& optimizer, const Settings& expected) {
+  try {
+    read_checked(path, model, optimizer, &expected);
+    return "";
+  } catch (const std::exception& e) {
+    return one_line_message(e);
+  }
+}
+
+bool is_file_name(const std::string& name) {
+  static const std::regex name_re{R"(checkpoint-[0-9]{8}\.pt)"};
+  return std::regex_match(name, name_re);
 }
 
 std::vector<fs::path> list(const fs::path& dir, const Warn& warn) {
   std::vector<fs::path> found;
-  static const std::regex name_re{R"(checkpoint-[0-9]{8}\.pt)"};
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    if (!std::regex_match(it->path().filename().string(), name_re)) continue;
+    if (!is_file_name(it->path().filename().string())) continue;
     std::error_code type_error;
     const bool regular = it->is_regular_file(type_error);
     if (type_error || !regular) {
@@ -387,12 +423,6 @@ std::vector<fs::path> list(const fs::path& dir, const Warn& warn) {
   return found;
 }
 
-void prune(const fs::path& dir, int64_t keep) {
-  const auto found = list(dir);
-  std::error_code ignored;  // a file another process removed first is already pruned
-  for (size_t i = static_cast<size_t>(keep); i < found.size(); ++i) fs::remove(found[i], ignored);
-}
-
 Resumed resume(const fs::path& dir, torch::nn::Module& model, torch::optim::SGD& optimizer,
                const Settings& expected, const Warn& warn) {
   const auto found = list(dir, warn);
@@ -400,17 +430,60 @@ Resumed resume(const fs::path& dir, torch::nn::Module& model, torch::optim::SGD&
     throw std::runtime_error(
         fmt::format("--resume: no checkpoint in {}; run without --resume to start training", dir.string()));
   }
+  std::vector<fs::path> skipped;
   for (const auto& path : found) {
     try {
-      return {path, load(path, model, optimizer, &expected)};
+      return {path, load(path, model, optimizer, &expected), skipped};
     } catch (const SettingsMismatch&) {
       throw;
     } catch (const std::exception& e) {
       warn(fmt::format("skipping {}: {}", path.filename().string(), one_line_message(e)));
+      skipped.push_back(path);
     }
   }
   throw std::runtime_error(
       fmt::format("--resume: none of the {} checkpoints in {} loads", found.size(), dir.string()));
+}
+
+namespace {
+// Size and modification time: a file replaced or changed since it was examined is examined again.
+std::string stamp(const fs::path& path) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) return "";
+  return fmt::format("{} {}.{}", info.st_size, info.st_mtim.tv_sec, info.st_mtim.tv_nsec);
+}
+}  // namespace
+
+Pruner::Pruner(fs::path dir, int64_t keep, std::function<std::string(const fs::path&)> why_not, Warn warn)
+    : dir_(std::move(dir)), keep_(keep), why_not_(std::move(why_not)), warn_(std::move(warn)) {}
+
+void Pruner::written(const fs::path& path) { seen_[path] = {stamp(path), true}; }
+
+void Pruner::skipped(const std::vector<fs::path>& paths) {
+  for (const auto& path : paths) seen_[path] = {stamp(path), false};
+}
+
+bool Pruner::loads(const fs::path& path) {
+  const auto now = stamp(path);
+  const auto found = seen_.find(path);
+  if (found != seen_.end() && found->second.stamp == now) return found->second.loads;
+  const auto why = why_not_(path);
+  if (!why.empty() && warn_)
+    warn_(fmt::format("keeping {}, which does not load, out of the --keep count: {}",
+                      path.filename().string(), why));
+  seen_[path] = {now, why.empty()};
+  return why.empty();
+}
+
+void Pruner::prune() {
+  int64_t kept = 0;
+  for (const auto& path : list(dir_)) {
+    if (!loads(path)) continue;
+    if (++kept <= keep_) continue;
+    std::error_code ignored;  // a file another process removed first is already pruned
+    fs::remove(path, ignored);
+    seen_.erase(path);
+  }
 }
 
 Epoch begin_epoch(Progress& progress, int64_t epoch, const Settings& settings, bool resumed) {

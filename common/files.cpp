@@ -81,13 +81,17 @@ void write_file_atomically(const fs::path& path, std::string_view bytes) {
   write_atomically(path, [&](int fd) { write_all(fd, bytes.data(), bytes.size()); });
 }
 
-int remove_stale_temporaries(const fs::path& dir) {
-  static const std::regex kTemporary{R"(\..+\.tmp-[0-9a-f]{8})"};
+int remove_stale_temporaries(const fs::path& dir, const std::function<bool(const std::string& name)>& ours) {
+  static const std::regex kTemporary{R"(\.(.+)\.tmp-[0-9a-f]{8})"};
   int removed = 0;
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     const auto name = it->path().filename().string();
-    if (std::regex_match(name, kTemporary) && it->is_regular_file(ec) && fs::remove(it->path(), ec))
+    std::smatch match;
+    if (!std::regex_match(name, match, kTemporary) || !ours(match[1].str())) continue;
+    // symlink_status: a link named like a temporary is not one write_atomically made.
+    std::error_code type_error;
+    if (fs::is_regular_file(fs::symlink_status(it->path(), type_error)) && fs::remove(it->path(), type_error))
       ++removed;
   }
   return removed;

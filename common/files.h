@@ -21,9 +21,12 @@ void write_file_atomically(const std::filesystem::path& path, std::string_view b
 // Writes all of data to fd, retrying short writes; throws std::runtime_error with strerror otherwise.
 void write_all(int fd, const void* data, size_t size);
 
-// The temporary files write_atomically leaves when a process is killed mid-write (".NAME.tmp-XXXXXXXX")
-// in dir, removed; returns how many. A later run in the same folder calls it.
-int remove_stale_temporaries(const std::filesystem::path& dir);
+// The temporary files write_atomically leaves when a process is killed mid-write (".NAME.tmp-XXXXXXXX",
+// eight lowercase hex digits) in dir, for the NAMEs `ours` accepts, removed; returns how many. A later run
+// in the same folder calls it. Only regular files of exactly that shape for the suite's own names: the
+// folder may hold a learner's files, and they are not the suite's to remove.
+int remove_stale_temporaries(const std::filesystem::path& dir,
+                             const std::function<bool(const std::string& name)>& ours);
 
 // Removes dir and every folder under it that holds no file, leaving anything that holds one.
 void remove_empty_folders(const std::filesystem::path& dir);

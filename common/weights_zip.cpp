@@ -162,7 +162,9 @@ Record read_entry(const Source& source, uint64_t& at, const ZipEnd& end, std::st
   const size_t nlen = le16(h + 28), elen = le16(h + 30), clen = le16(h + 32);
   if (end.end_start - at - sizeof h < nlen + elen + clen)
     fail("not a valid model file: the zip archive's directory is damaged");
-  budget.charge(nlen + elen + 64, "the archive's directory");
+  // A name is held three times while the file is read: in its record, in the set that finds a name met
+  // twice, and in the index by name (weights.cpp); each copy with its string's and node's overhead.
+  budget.charge(3 * (nlen + 64) + elen, "the archive's directory");
   std::vector<unsigned char> variable(nlen + elen);
   source.read(at + sizeof h, variable.data(), variable.size());
   at += sizeof h + nlen + elen + clen;

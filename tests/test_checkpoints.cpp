@@ -192,6 +192,82 @@ TEST(Checkpoints, KeepIsHonoured) {
   EXPECT_EQ(found[1].filename(), common::checkpoint::file_name(40));
 }
 
+// Damaged checkpoints named for later steps, for an earlier one and for a step the run writes again: the
+// resumed run keeps the newest honest ones, replaces the one it writes again, and removes no damaged one.
+TEST(Checkpoints, PruningKeepsTheNewestHonestCheckpointsAndEveryDamagedOne) {
+  for (const std::string keep : {"1", "2"}) {
+    const auto dir = testing_mp::fresh_dir(keep);
+    const auto checkpoints = dir / "checkpoints";
+    ASSERT_EQ(run(train_args(dir), {"--keep", "100"}).exit_code, 0);
+    testing_mp::remove_entries_after(checkpoints, common::checkpoint::file_name(20));
+    fs::remove(dir / "final.params");
+    const auto honest = testing_mp::read_text(checkpoints / common::checkpoint::file_name(20));
+    const auto damage = [&](int64_t step, size_t size) {
+      std::ofstream(checkpoints / common::checkpoint::file_name(step), std::ios::binary)
+          << honest.substr(0, size);
+    };
+    damage(90, honest.size() / 2);  // cut short
+    damage(95, honest.size());      // whole, but named for another step
+    damage(30, 100);                // the run writes step 30 over it
+    damage(10, honest.size() / 3);  // older than the one resumed from
+    const auto resumed = run(train_args(dir), {"--resume", "--keep", keep});
+    ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+    EXPECT_NE(resumed.out.find("resumed from " + common::checkpoint::file_name(20)), std::string::npos)
+        << resumed.out;
+    // The older damaged file is named once, when pruning first meets it.
+    const auto named = [&](int64_t step) {
+      const auto name = "warning: keeping " + common::checkpoint::file_name(step) + ", which does not load";
+      size_t n = 0;
+      for (auto at = resumed.err.find(name); at != std::string::npos; at = resumed.err.find(name, at + 1))
+        ++n;
+      return n;
+    };
+    EXPECT_EQ(named(10), 1u) << resumed.err;
+    EXPECT_EQ(named(90), 0u) << "already named when --resume skipped it:\n" << resumed.err;
+
+    std::vector<std::string> left;
+    for (const auto& path : common::checkpoint::list(checkpoints)) left.push_back(path.filename().string());
+    std::vector<std::string> expected{common::checkpoint::file_name(95), common::checkpoint::file_name(90),
+                                      common::checkpoint::file_name(45)};
+    if (keep == "2") expected.push_back(common::checkpoint::file_name(40));
+    expected.push_back(common::checkpoint::file_name(10));
+    EXPECT_EQ(left, expected) << "--keep " << keep;
+    expect_same_state(final_params(dir), uninterrupted());
+
+    // The folder still resumes: from the newest honest checkpoint.
+    const auto again = run(train_args(dir), {"--resume", "--keep", keep});
+    ASSERT_EQ(again.exit_code, 0) << again.err;
+    EXPECT_NE(again.out.find("resumed from " + common::checkpoint::file_name(45)), std::string::npos)
+        << again.out;
+  }
+}
+
+// Only the temporaries the suite's own writer leaves for a checkpoint are swept; a learner's files that
+// look like temporaries, and a link, stay.
+TEST(Checkpoints, TheSweepRemovesOnlyTheSuitesOwnTemporaries) {
+  const auto dir = testing_mp::fresh_dir();
+  const auto checkpoints = dir / "checkpoints";
+  ASSERT_EQ(run(train_args(dir), {"--keep", "100"}).exit_code, 0);
+  testing_mp::remove_entries_after(checkpoints, common::checkpoint::file_name(20));
+  const std::string ours = ".checkpoint-00000099.pt.tmp-0badf00d";
+  const std::vector<std::string> learners{".notes.txt.tmp-0badf00d",
+                                          ".checkpoint-00000099.pt.tmp-0BADF00D",
+                                          ".checkpoint-00000099.pt.tmp-0badf00d1",
+                                          ".final.params.tmp-12345678",
+                                          ".checkpoint-99.pt.tmp-0badf00d",
+                                          "notes.tmp-0badf00d"};
+  for (const auto& name : learners) std::ofstream(checkpoints / name) << "a learner's file";
+  std::ofstream(checkpoints / ours) << "half a checkpoint";
+  fs::create_symlink(checkpoints / learners[0], checkpoints / ".checkpoint-00000098.pt.tmp-0badf00d");
+  const auto resumed = run(train_args(dir), {"--resume", "--keep", "100"});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_NE(resumed.out.find("removed 1 temporary file(s)"), std::string::npos) << resumed.out;
+  EXPECT_FALSE(fs::exists(checkpoints / ours));
+  for (const auto& name : learners)
+    EXPECT_EQ(testing_mp::read_text(checkpoints / name), "a learner's file") << name;
+  EXPECT_TRUE(fs::is_symlink(checkpoints / ".checkpoint-00000098.pt.tmp-0badf00d"));
+}
+
 TEST(Checkpoints, FinalParamsLoadThroughTheStrictLoader) {
   auto model = checkpoints::make_mlp();
   ASSERT_NO_THROW(common::load_state_dict(*model, uninterrupted(), "final.params"));

@@ -214,8 +214,15 @@ std::vector<Crafted> crafted_checkpoints() {
       {"BatchSizeIsInt64Min", set({"settings", "batch_size"}, kMin),
        "its setting 'batch_size' is -9223372036854775808, outside [1, 1000000]"},
       // A name of 19 digits is no checkpoint's name: the step's own check must refuse it.
-      {"StepIsInt64Max", set({"step"}, kMax), "epoch 2 and step 9223372036854775807 do not agree"},
-      {"EpochIsMinusOne", set({"epoch"}, int64_t{-1}), "epoch -1 and step 4 do not agree"},
+      {"StepIsInt64Max", set({"step"}, kMax), "its field 'step' is 9223372036854775807, outside [0, "},
+      {"StepIsMinusOne", set({"step"}, int64_t{-1}), "its field 'step' is -1, outside [0, "},
+      {"EpochIsMinusOne", set({"epoch"}, int64_t{-1}), "its field 'epoch' is -1, outside [0, 2]"},
+      {"EpochIsInt64Min", set({"epoch"}, kMin), "its field 'epoch' is -9223372036854775808, outside [0, 2]"},
+      // A seed no --seed gives is damage, not "a run with other settings" (which stops the resume).
+      {"SeedIsMinusOne", set({"settings", "seed"}, int64_t{-1}),
+       "its setting 'seed' is -1, outside [0, 9223372036854775807]"},
+      {"SeedIsInt64Min", set({"settings", "seed"}, kMin),
+       "its setting 'seed' is -9223372036854775808, outside [0, 9223372036854775807]"},
       {"NamedForAnotherStep", [](c10::impl::GenericDict&) {}, "it says step 4, its name another", 5},
       // Learning rates.
       {"SettingsLrIsNaN", set({"settings", "lr"}, std::numeric_limits<double>::quiet_NaN()),

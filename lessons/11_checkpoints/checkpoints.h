@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include "common/checkpoint.h"
+#include "common/print.h"
 #include "common/training.h"
 
 namespace checkpoints {
@@ -39,6 +40,8 @@ struct TrainOptions {
   int64_t checkpoint_every = 10;
   int64_t keep = 3;
   fs::path checkpoint_dir;
+  // Checkpoints that --resume skipped: they stay, and do not count toward `keep`.
+  std::vector<fs::path> skipped;
 };
 
 // Trains from `progress` to the end, saving a checkpoint every checkpoint_every steps. on_epoch gets the
@@ -53,6 +56,13 @@ inline void train(torch::nn::Sequential& model, torch::optim::SGD& optimizer, co
         fmt::format("the dataset has {} examples, the settings say {}", n, options.settings.examples));
   const int64_t steps_per_epoch = options.settings.steps_per_epoch();
   const auto device = model->parameters().at(0).device();
+  common::checkpoint::Pruner pruner(
+      options.checkpoint_dir, options.keep,
+      [&](const fs::path& path) {
+        return common::checkpoint::why_not_loadable(path, *model, optimizer, options.settings);
+      },
+      common::print_warning);
+  pruner.skipped(options.skipped);
   bool resumed_epoch = progress.rng_state.defined();
   for (int64_t epoch = progress.epoch; epoch < options.settings.epochs; ++epoch) {
     // The shuffle is drawn from the generator at the epoch's start; a resumed run restores that state, so
@@ -86,9 +96,10 @@ inline void train(torch::nn::Sequential& model, torch::optim::SGD& optimizer, co
           snapshot.epoch = epoch + 1;
           snapshot.rng_state = at::detail::getDefaultCPUGenerator().get_state();
         }
-        common::checkpoint::save(options.checkpoint_dir / common::checkpoint::file_name(progress.step),
-                                 *model, optimizer, snapshot, options.settings);
-        common::checkpoint::prune(options.checkpoint_dir, options.keep);
+        const auto path = options.checkpoint_dir / common::checkpoint::file_name(progress.step);
+        common::checkpoint::save(path, *model, optimizer, snapshot, options.settings);
+        pruner.written(path);
+        pruner.prune();
       }
     }
     if (report.examples > 0) {

@@ -53,13 +53,15 @@ int main(int argc, char** argv) try {
   }
   common::ensure_writable_dir(checkpoint_dir);
   // A run killed while writing a checkpoint leaves its temporary file; this run clears them.
-  if (const int stale = common::remove_stale_temporaries(checkpoint_dir); stale > 0)
+  if (const int stale = common::remove_stale_temporaries(checkpoint_dir, common::checkpoint::is_file_name);
+      stale > 0)
     lesson.say("removed {} temporary file(s) left by an interrupted run", stale);
   checkpoints::Progress progress;
   if (resume) {
     const auto resumed =
         common::checkpoint::resume(checkpoint_dir, *model, optimizer, settings, common::print_warning);
     progress = resumed.loaded.progress;
+    train_options.skipped = resumed.skipped;
     lesson.say("resumed from {}: epoch {}, step {}", resumed.path.filename().string(), progress.epoch + 1,
                progress.step);
   }
