@@ -38,6 +38,9 @@ inline constexpr uint64_t kMaxCodeBytes = 16ull << 20;  // TorchScript code/ fil
 // What the pickle and the values built from it may take. A state dict costs about 1 KB a tensor, so
 // 64 MiB holds some 60,000 tensors: 30 times a 1000-layer model.
 inline constexpr uint64_t kDefaultBudgetBytes = 64ull << 20;
+// A storage is read whole, as Python reads it, unless its tensors leave more than this of it unreached:
+// then only the part they reach is kept (docs/RELIABILITY.md).
+inline constexpr uint64_t kUnreachedBytes = 64ull << 20;
 
 // Every error about a file: the message starts with the file's name.
 struct FileError : std::runtime_error {
@@ -148,7 +151,8 @@ class WeightsFile {
   // read into directly, with no intermediate tensor. The caller checks CRCs first (verify).
   void read_into(const TensorRef& ref, torch::Tensor& target) const;
   // The storage of a record as one CPU tensor, read and CRC-checked once per record however many tensors
-  // view it (as Python shares a storage between its views).
+  // view it (as Python shares a storage between its views); when more than kUnreachedBytes of it would be
+  // reached by no tensor, only the part that holds `ref` (tensor() offsets its views so).
   torch::Tensor storage(const TensorRef& ref) const;
   // The tensor as Python rebuilds it: a view of its storage with the file's sizes, strides and offset.
   torch::Tensor tensor(const TensorRef& ref) const;
@@ -165,7 +169,23 @@ class WeightsFile {
   std::string format_;
   std::vector<Record> records_;
   std::shared_ptr<Budget> budget_;
-  std::shared_ptr<std::vector<torch::Tensor>> storages_;  // by record, filled as they are first read
+  // A kept part of a record's storage, from its element `first`.
+  struct Piece {
+    int64_t first = 0;
+    torch::Tensor data;
+  };
+  // What the root's tensors reach of each record: the parts, in elements [first, last), merged where they
+  // touch; and how many elements the tensors hold.
+  struct Reached {
+    std::vector<std::pair<int64_t, int64_t>> parts;
+    int64_t used = 0;
+  };
+  const std::vector<Reached>& reached() const;
+  void read_storage(const TensorRef& ref) const;
+  const Piece& piece(const TensorRef& ref) const;
+
+  std::shared_ptr<std::vector<std::vector<Piece>>> storages_;  // by record, filled as they are first read
+  mutable std::shared_ptr<std::vector<Reached>> reached_;
   std::shared_ptr<Value> root_;
   std::shared_ptr<std::unordered_multimap<std::string, std::string>> attributes_ =
       std::make_shared<std::unordered_multimap<std::string, std::string>>();

@@ -170,7 +170,10 @@ TEST_P(HostileCheckpoint, IsSkippedByResumeWithAWarningNamingIt) {
   ASSERT_NE(good.out.find("resumed from checkpoint-00000002.pt"), std::string::npos) << good.out;
   copy_of_honest(out_dir);
   const auto name = common::checkpoint::file_name(99);
-  fs::copy_file(planted, out_dir / "checkpoints" / name);
+  // A hard link: a copy of a sparse file of 1 GiB would fill the disk with its zeros.
+  std::error_code linked;
+  fs::create_hard_link(planted, out_dir / "checkpoints" / name, linked);
+  if (linked) fs::copy_file(planted, out_dir / "checkpoints" / name);
   auto args = resume_args(out_dir, "2");
   args.emplace_back("--resume");
   testing_mp::RunOptions options;
@@ -207,4 +210,46 @@ TEST(HostileFiles, TorchLoadRunsTheFilesSetstateWhileTheReaderRunsNothing) {
   }
   EXPECT_TRUE(fs::exists(marker)) << "torch::load did not run the planted __setstate__";
   fs::remove(marker);
+}
+
+// Python reads a storage whole, however little of it a tensor views; the reader keeps only the parts its
+// tensors reach once more than 64 MiB of it would be reached by none, with the same values.
+TEST(HostileFiles, SmallViewsOfAHugeStorageKeepOnlyWhatTheyReach) {
+  const auto dir = testing_mp::fresh_dir();
+  constexpr int64_t kElements = 20 << 20;  // 80 MiB of int32
+  const auto big = torch::arange(kElements, torch::kInt);
+  const auto last = big.narrow(0, kElements - 5, 5);
+  const auto first = big.narrow(0, 0, 3);
+  common::save_for_python(c10::ivalue::Tuple::create({last, first}), dir / "views.pt");
+  const auto read = common::read_value(dir / "views.pt").toTupleRef().elements();
+  EXPECT_TRUE(torch::equal(read[0].toTensor(), last));
+  EXPECT_TRUE(torch::equal(read[1].toTensor(), first));
+  for (const auto& t : read) EXPECT_LT(t.toTensor().storage().nbytes(), 1u << 20);
+
+  // The opposite case: a storage with less than 64 MiB unreached is read whole, and shared, as Python
+  // reads it.
+  const auto most = big.narrow(0, 0, kElements - (8 << 20));
+  common::save_for_python(c10::ivalue::Tuple::create({most, last}), dir / "most.pt");
+  const auto whole = common::read_value(dir / "most.pt").toTupleRef().elements();
+  EXPECT_EQ(whole[0].toTensor().storage().nbytes(), static_cast<size_t>(kElements) * 4);
+  EXPECT_TRUE(whole[0].toTensor().storage().is_alias_of(whole[1].toTensor().storage()));
+  EXPECT_TRUE(torch::equal(whole[1].toTensor(), last));
+}
+
+// A view that holds two elements but reaches across the whole storage would cost the whole storage: it is
+// refused, naming the file.
+TEST(HostileFiles, AViewReachingAcrossAHugeStorageIsRefused) {
+  const auto dir = testing_mp::fresh_dir();
+  constexpr int64_t kElements = 20 << 20;
+  const auto big = torch::arange(kElements, torch::kInt);
+  common::save_for_python(big.as_strided({2}, {kElements - 1}), dir / "strided.pt");
+  try {
+    common::read_value(dir / "strided.pt");
+    FAIL() << "read";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find((dir / "strided.pt").string()), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("hold 8 bytes of storage data/0 but reach across 83886080 bytes"),
+              std::string::npos)
+        << e.what();
+  }
 }

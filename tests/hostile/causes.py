@@ -122,6 +122,36 @@ def two_end_records(path, trailing_valid):
         f.write(a_part[:-22] + a_end + tail + b"\0\0\0")
 
 
+def sparse_record_zip(path, pickle, record_bytes, small_records=()):
+    """A stored archive whose record data/0 holds `record_bytes` zeros as a hole in a sparse file, beside
+    data.pkl, small records and the version: a huge storage that costs no disk."""
+    entries = [("archive/data.pkl", pickle)] + [("archive/" + n, d) for n, d in small_records]
+    crc = 0
+    chunk = b"\0" * (1 << 20)
+    for _ in range(record_bytes >> 20):
+        crc = zlib.crc32(chunk, crc)
+    crc = zlib.crc32(b"\0" * (record_bytes & ((1 << 20) - 1)), crc)
+    directory = b""
+    with open(path, "wb") as f:
+        def local(name, size, crc32):
+            at = f.tell()
+            n = name.encode()
+            f.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0x21, crc32, size, size, len(n), 0) + n)
+            return struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 0, 0, 0x21, crc32, size, size, len(n),
+                               0, 0, 0, 0, 0, at) + n
+        for name, data in entries:
+            directory += local(name, len(data), zlib.crc32(data))
+            f.write(data)
+        directory += local("archive/data/0", record_bytes, crc)
+        f.seek(record_bytes, os.SEEK_CUR)
+        directory += local("archive/version", 2, zlib.crc32(b"3\n"))
+        f.write(b"3\n")
+        count = len(entries) + 2
+        cd_at = f.tell()
+        f.write(directory)
+        f.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, count, count, len(directory), cd_at, 0))
+
+
 def torchscript_like(path, code):
     """A torch::save-style archive (constants.pkl, code/) whose code defines a method, written as `code`."""
     pickle = PROTO + module_object([(s("training"), b"\x88")]) + b"."
@@ -285,6 +315,35 @@ def main(out, case, resume_case):
     case("global_with_control_bytes", "\\x1b", PROTO + glob("os\x1b[2J", "system\x07") + b")R.")
     case("storage_key_with_control_bytes", "\\x1b",
          PROTO + pdict((s("w"), tensor(key="\x1b]0;owned\x07"))) + b".")
+
+    # 11. What converted values really cost: a tensor or a string reached many times through the memo is
+    # one object, as in Python; a dict costs its hash table.
+    dims64 = tensor(numel=1, size=(1,) * 64, stride=(1,) * 64)
+    resume_case("memo_refs_to_a_64_dimension_tensor",
+                PROTO + b"](" + dims64 + put(0) + get(0) * 350000 + b"e.", records=one)
+    resume_case("memo_refs_to_a_tensor_in_a_dict",
+                PROTO + pdict((s("model"), b"](" + tensor() + put(0) + get(0) * 300000 + b"e")) + b".")
+    resume_case("one_key_dicts", PROTO + b"](" + b"}K\x00Ns" * 120000 + b"e.")
+    resume_case("one_key_dicts_of_strings", PROTO + b"](" + (b"}" + s("k") + s("v") + b"s") * 100000 + b"e.")
+    resume_case("memo_refs_to_a_16mib_string",
+                PROTO + b"](" + b"X" + struct.pack("<I", 16 << 20) + b"x" * (16 << 20) + put(0) + get(0) * 100000
+                + b"e.")
+    resume_case("memo_refs_to_a_string_as_dict_keys",
+                PROTO + b"](" + s("k" * (1 << 20)) + put(0) + (b"}" + get(0) + b"Ns") * 2000 + b"e.")
+
+    # 12. A small view of a huge storage keeps what it views: 5 KB (a generator state's size) of a 1 GiB
+    # record, reached as a checkpoint's rng_state, alone, and twice at both ends of the record.
+    gib = 1 << 30
+    for name, views in {"rng_state_view_of_a_gib_record": [(0, 5056)],
+                        "two_small_views_at_both_ends_of_a_gib_record": [(0, 5056), (gib - 5056, 5056)]}.items():
+        pickle = PROTO + pdict((s("rng_state"), b"(" + b"".join(
+            tensor(dtype="ByteStorage", numel=gib, offset=o, size=(n,), stride=(1,)) for o, n in views) + b"t"),
+                               (s("epoch"), integer(0))) + b"."
+        try:
+            sparse_record_zip(os.path.join(out, "resume_" + name + ".pt"), pickle, gib)
+        except OSError:
+            continue  # a filesystem without sparse files: the case is left out
+        resume_case(name, None)
 
     # 7 (continued). A checkpoint's settings are input too: each within the range its option accepts.
     def checkpoint(**settings):

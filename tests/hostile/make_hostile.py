@@ -84,7 +84,8 @@ def main():
     resume = {}
 
     def resume_case(name, pickle, **kwargs):
-        archive(os.path.join(out, "resume_" + name + ".pt"), pickle, **kwargs)
+        if pickle is not None:  # None: the file is written already
+            archive(os.path.join(out, "resume_" + name + ".pt"), pickle, **kwargs)
         resume[name] = "resume_" + name + ".pt"
 
     good = tensor()
