@@ -292,7 +292,7 @@ void add_options(CLI::App& cli, Settings& settings, const std::string& batch_hel
       ->check(CLI::Range(kExamplesRange.min, kExamplesRange.max));
   cli.add_option("--lr", settings.lr, "learning rate of SGD")
       ->capture_default_str()
-      ->check(CLI::Range(kLrRange.min, kLrRange.max));
+      ->check(finite_range(kLrRange.min, kLrRange.max));
 }
 
 std::string file_name(int64_t step) { return fmt::format("checkpoint-{:08d}.pt", step); }

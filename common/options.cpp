@@ -33,6 +33,21 @@ Options::Options(std::string lesson_name, const std::string& description)
       ->capture_default_str();
 }
 
+CLI::Validator finite_range(double min, double max) {
+  return CLI::Validator(
+      [min, max](std::string& text) -> std::string {
+        double value = 0;
+        // from_chars takes "nan" and "inf" as numbers: they are refused below, as every number outside.
+        const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+        const std::string shown = text.size() > 24 ? text.substr(0, 21) + "..." : text;
+        if (error != std::errc() || end != text.data() + text.size())
+          return fmt::format("{} is not a number", shown);
+        if (!(min <= value && value <= max)) return fmt::format("{} is outside [{}, {}]", shown, min, max);
+        return "";
+      },
+      fmt::format("FLOAT in [{} - {}]", min, max));
+}
+
 Options::~Options() = default;
 
 void Options::parse_arguments(int argc, char** argv) {

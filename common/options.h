@@ -13,12 +13,17 @@
 // options of their own include <CLI/CLI.hpp>; the rest rebuild in a fraction of the time.
 namespace CLI {
 class App;
+class Validator;
 }  // namespace CLI
 
 namespace common {
 
 // Exit status of a lesson or tool that was given bad input.
 inline constexpr int kExitBadInput = 2;
+
+// The check of a floating-point option: a number within [min, max]. CLI11's Range lets NaN through (every
+// comparison with NaN is false), and "inf" parses as a double too.
+CLI::Validator finite_range(double min, double max);
 
 // Thrown by Options::parse after --help: exit_status() turns it into status 0.
 struct HelpShown {};

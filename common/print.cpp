@@ -25,6 +25,35 @@ size_t utf8_sequence(std::string_view text, size_t i, bool surrogates) {
   return n;
 }
 
+namespace {
+
+// The code point of a valid UTF-8 sequence of n bytes at p.
+uint32_t code_point(const unsigned char* p, size_t n) {
+  if (n == 1) return p[0];
+  uint32_t cp = p[0] & (0xFF >> (n + 1));
+  for (size_t k = 1; k < n; ++k) cp = (cp << 6) | (p[k] & 0x3F);
+  return cp;
+}
+
+// Characters that Python's str.isprintable() calls not printable, beyond C0, DEL and C1: separators of
+// lines and paragraphs, spaces other than ' ', format characters (among them the bidirectional overrides
+// that reorder what a terminal shows), private use and noncharacters. Unassigned code points are shown.
+bool invisible(uint32_t cp) {
+  constexpr std::pair<uint32_t, uint32_t> kRanges[] = {
+      {0x00A0, 0x00A0},   {0x00AD, 0x00AD},   {0x0600, 0x0605},   {0x061C, 0x061C},   {0x06DD, 0x06DD},
+      {0x070F, 0x070F},   {0x0890, 0x0891},   {0x08E2, 0x08E2},   {0x1680, 0x1680},   {0x180E, 0x180E},
+      {0x2000, 0x200F},   {0x2028, 0x202F},   {0x205F, 0x2064},   {0x2066, 0x206F},   {0x3000, 0x3000},
+      {0xD800, 0xF8FF},   {0xFDD0, 0xFDEF},   {0xFEFF, 0xFEFF},   {0xFFF9, 0xFFFB},   {0x110BD, 0x110BD},
+      {0x110CD, 0x110CD}, {0x13430, 0x1343F}, {0x1BCA0, 0x1BCA3}, {0x1D173, 0x1D17A}, {0xE0001, 0xE0001},
+      {0xE0020, 0xE007F}, {0xF0000, 0x10FFFF}};
+  if ((cp & 0xFFFE) == 0xFFFE) return true;  // U+FFFE, U+FFFF and their twins in every plane
+  for (const auto& [first, last] : kRanges)
+    if (first <= cp && cp <= last) return true;
+  return false;
+}
+
+}  // namespace
+
 std::string printable(std::string_view text, size_t max_bytes) {
   std::string out;
   size_t i = 0;
@@ -37,10 +66,15 @@ std::string printable(std::string_view text, size_t max_bytes) {
     if (n == 0 || control) {
       out += fmt::format("\\x{:02x}", c);
       ++i;
+      continue;
+    }
+    const uint32_t cp = code_point(reinterpret_cast<const unsigned char*>(text.data() + i), n);
+    if (n > 1 && invisible(cp)) {
+      out += cp > 0xFFFF ? fmt::format("\\U{:08x}", cp) : fmt::format("\\u{:04x}", cp);
     } else {
       out.append(text.substr(i, n));
-      i += n;
     }
+    i += n;
   }
   if (i < text.size()) out += fmt::format("... ({} bytes, cut)", text.size());
   return out;

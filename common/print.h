@@ -19,7 +19,10 @@ inline constexpr int64_t kFullTensorLimit = 64;
 size_t utf8_sequence(std::string_view text, size_t i, bool surrogates = false);
 
 // Text that came from a file, safe for a terminal: control bytes (C0, DEL, C1) and bytes that are not
-// UTF-8 written as \xNN escapes, and anything past max_bytes cut with a mark that says how long it was.
+// UTF-8 written as \xNN escapes, every other character Python does not call printable (line and
+// paragraph separators, format characters such as the bidirectional overrides, spaces other than ' ',
+// private use) as \uNNNN or \UNNNNNNNN, and anything past max_bytes cut with a mark that says how long
+// it was.
 std::string printable(std::string_view text, size_t max_bytes = 120);
 
 // "[2, 10]"

@@ -43,6 +43,15 @@ std::vector<Case> cases() {
     all.push_back({binary, "seed_beyond_int64", {"--out-dir", "{out}", "--seed", "99999999999999999999"}});
     all.push_back({binary, "unwritable_out_dir", {"--out-dir", "{file}/sub"}});
     all.push_back({binary, "missing_gpu", {"--out-dir", "{out}", "--device", missing_gpu}});
+    if (name == "11_checkpoints" || name == "13_distributed") {
+      // CLI11's Range lets NaN through: every floating-point option refuses it, and the infinities.
+      for (const char* value : {"nan", "NaN", "-nan", "inf", "-inf", "infinity", "1e999"})
+        all.push_back({binary, std::string("lr_") + value, {"--out-dir", "{out}", "--lr", value}});
+    }
+    if (name == "13_distributed") {
+      for (const char* value : {"nan", "inf", "-inf"})
+        all.push_back({binary, std::string("timeout_") + value, {"--out-dir", "{out}", "--timeout", value}});
+    }
     if (name == "11_checkpoints") {
       all.push_back({binary, "negative_epochs", {"--out-dir", "{out}", "--epochs", "-1"}});
       all.push_back({binary, "non_numeric_epochs", {"--out-dir", "{out}", "--epochs", "abc"}});

@@ -14,6 +14,7 @@
 
 #include "common/device.h"
 #include "common/lesson.h"
+#include "common/print.h"
 #include "tests/testing.h"
 
 TEST(ParseDevice, CpuIsTheCpu) { EXPECT_EQ(common::parse_device("cpu"), torch::Device(torch::kCPU)); }
@@ -256,4 +257,30 @@ print(second_shows_first())
       {python, "-c", script, std::string(MP_BINARY_DIR) + "/lib/libmodelos_malloc.so"});
   ASSERT_EQ(result.exit_code, 0) << result.err;
   EXPECT_EQ(result.out, "False\nTrue\n");
+}
+
+TEST(Printable, EscapesEveryCharacterPythonDoesNotCallPrintable) {
+  EXPECT_EQ(common::printable("a\xe2\x80\xa8"
+                              "b"),
+            "a\\u2028b");                                   // line separator
+  EXPECT_EQ(common::printable("\xe2\x80\xa9"), "\\u2029");  // paragraph separator
+  EXPECT_EQ(common::printable("\xe2\x80\xae"
+                              "abc"),
+            "\\u202eabc");                                  // right-to-left override
+  EXPECT_EQ(common::printable("\xe2\x81\xa6"), "\\u2066");  // left-to-right isolate
+  EXPECT_EQ(common::printable("\xef\xbb\xbf"
+                              "x"),
+            "\\ufeffx");                                            // byte order mark
+  EXPECT_EQ(common::printable("\xe2\x80\x8b"), "\\u200b");          // zero-width space
+  EXPECT_EQ(common::printable("\xc2\xa0"), "\\u00a0");              // no-break space
+  EXPECT_EQ(common::printable("\xee\x80\x80"), "\\ue000");          // private use
+  EXPECT_EQ(common::printable("\xf3\xa0\x80\x81"), "\\U000e0001");  // language tag
+  EXPECT_EQ(common::printable("\xef\xbf\xbf"), "\\uffff");          // noncharacter
+  EXPECT_EQ(common::printable("\x1b[31m\x07"), "\\x1b[31m\\x07");   // C0
+  EXPECT_EQ(common::printable("\xc2\x85"), "\\xc2\\x85");           // C1
+}
+
+TEST(Printable, KeepsLettersOfEveryScriptAndSymbols) {
+  const std::string text = "pesos ñandú 中文 Ελληνικά 😀 → ∑ €";
+  EXPECT_EQ(common::printable(text), text);
 }

@@ -225,6 +225,11 @@ bool has_control_bytes(const std::string& text) {
     if (c == 0xC2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
         static_cast<unsigned char>(text[i + 1]) < 0xA0)
       return true;  // a C1 control in UTF-8
+    // U+2028 and U+2029 end a line as '\n' does; U+202A..U+202E and U+2066..U+2069 reorder what follows.
+    if (c == 0xE2 && i + 2 < text.size()) {
+      const auto b1 = static_cast<unsigned char>(text[i + 1]), b2 = static_cast<unsigned char>(text[i + 2]);
+      if ((b1 == 0x80 && b2 >= 0xA8 && b2 <= 0xAE) || (b1 == 0x81 && b2 >= 0xA6 && b2 <= 0xA9)) return true;
+    }
   }
   return false;
 }

@@ -89,7 +89,8 @@ std::string read_text(const std::filesystem::path& path);
 std::map<std::string, std::string> snapshot(const std::filesystem::path& dir);
 
 // Whether text holds a byte a terminal would obey (C0 controls other than one final newline, DEL, ESC
-// sequences): what a program prints from a file must be escaped first.
+// sequences, C1 controls), a line or paragraph separator, or a bidirectional override: what a program
+// prints from a file must be escaped first.
 bool has_control_bytes(const std::string& text);
 
 // Lesson 11's training run as the checkpoint and fault tests use it: `binary` on the CPU into out_dir,

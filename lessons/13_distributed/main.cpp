@@ -43,7 +43,7 @@ int main(int argc, char** argv) try {
   common::checkpoint::add_options(cli, settings, "global batch, split evenly over the ranks");
   cli.add_option("--timeout", timeout_s, "seconds a rank waits for the others before it gives up")
       ->capture_default_str()
-      ->check(CLI::Range(1.0, 3600.0));
+      ->check(common::finite_range(1.0, 3600.0));
   cli.add_flag("--resume", resume, "continue from rank 0's newest checkpoint in --out-dir");
   options.parse(argc, argv);
   settings.seed = options.seed;

@@ -313,6 +313,10 @@ def main(out, case, resume_case):
          PROTO + pdict((s("\x1b[31mhidden.weight\x07\r"), good)) + b".")
     case("key_of_8mib", "bytes, cut)", PROTO + pdict((s("k" * (8 << 20)), good)) + b".")
     case("global_with_control_bytes", "\\x1b", PROTO + glob("os\x1b[2J", "system\x07") + b")R.")
+    case("key_with_line_separator", "\\u2028", PROTO + pdict((s("hidden\u2028weight"), good)) + b".")
+    case("key_with_bidi_override", "\\u202e", PROTO + pdict((s("\u202ethgiew.neddih"), good)) + b".")
+    case("key_with_paragraph_separator_and_bom", "\\u2029\\ufeff",
+         PROTO + pdict((s("w\u2029\ufeff"), good)) + b".")
     case("storage_key_with_control_bytes", "\\x1b",
          PROTO + pdict((s("w"), tensor(key="\x1b]0;owned\x07"))) + b".")
 
