@@ -208,8 +208,10 @@ TEST(Distributed, KillingARankEndsTheOthersWithAnErrorNamingItAndExitTwo) {
   // --timeout (10 s) plus 5 s.
   EXPECT_LT(r.seconds_after_kill, 15.0) << r.err;
   std::cout << "the launcher ended " << r.seconds_after_kill << " s after rank 1 was killed\n";
-  EXPECT_NE(r.err.find("error: rank 0: lost rank 1"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("error: rank 1 was killed by signal 9"), std::string::npos) << r.err;
+  // One line: the cause, then what it made the other rank do.
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(r.err.rfind("error: rank 1 was killed by signal 9 (Killed); then rank 0: lost rank 1", 0), 0u)
+      << r.err;
   EXPECT_FALSE(fs::exists(dir / "final.params"));
 }
 
@@ -232,6 +234,26 @@ TEST(Distributed, ResumeAfterAKilledRankEndsWhereAnUninterruptedRunEnds) {
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i)
     EXPECT_TRUE(testing_mp::tensors_equal(b[i].second, a[i].second)) << a[i].first;
+}
+
+// A rank that refuses (here rank 0: no checkpoint loads) makes the others fail too, as their connection to
+// it closes; the learner sees one line, the cause, and the warning that named the damaged file.
+TEST(Distributed, ARankThatRefusesIsOneErrorLineNamingTheCause) {
+  const auto dir = testing_mp::fresh_dir();
+  fs::create_directories(dir / "checkpoints");
+  std::ofstream(dir / "checkpoints" / common::checkpoint::file_name(4)) << "not a checkpoint";
+  for (const char* world_size : {"2", "4"}) {
+    auto args = lesson_args(dir, std::stoi(world_size), {"--resume"});
+    const auto r = testing_mp::run_program(args, {60});
+    EXPECT_EQ(r.exit_code, common::kExitBadInput) << r.err;
+    std::vector<std::string> errors;
+    std::istringstream lines(r.err);
+    for (std::string line; std::getline(lines, line);)
+      if (line.rfind("warning: ", 0) != 0) errors.push_back(line);
+    ASSERT_EQ(errors.size(), 1u) << r.err;
+    EXPECT_EQ(errors[0].rfind("error: --resume: none of the 1 checkpoints in ", 0), 0u) << r.err;
+    EXPECT_NE(r.err.find("warning: skipping checkpoint-00000004.pt"), std::string::npos) << r.err;
+  }
 }
 
 TEST(Distributed, BadOptionsAreOneErrorLineAndExitTwo) {

@@ -228,6 +228,16 @@ TEST(Launchers, AnOptionThatContradictsTheLaunchersEnvironmentIsOneError) {
           {{"RANK=0", "WORLD_SIZE=2", "MASTER_PORT=70000"}, {{}, "MASTER_PORT=70000 in the environment"}},
           {{"SLURM_PROCID=1", "SLURM_NTASKS=2", "SLURM_JOB_NODELIST=localhost", "MASTER_PORT=29500"},
            {{"--master-port", "29501"}, "--master-port 29501 and MASTER_PORT=29500 from Slurm disagree"}},
+          // An address is checked before c10d sees it: c10d would write it, raw, into its own log.
+          {{"RANK=0", "WORLD_SIZE=2", "MASTER_ADDR=\x1b[31mhost\x07", "MASTER_PORT=29500"},
+           {{}, "MASTER_ADDR=\\x1b[31mhost\\x07 in the environment is not a host name or an IP address"}},
+          {{"RANK=0", "WORLD_SIZE=2", "MASTER_ADDR=host\xe2\x80\xa8name", "MASTER_PORT=29500"},
+           {{}, "MASTER_ADDR=host\\u2028name in the environment is not a host name"}},
+          {{"SLURM_PROCID=0", "SLURM_NTASKS=2", "SLURM_JOB_NODELIST=node 1", "MASTER_PORT=29500"},
+           {{}, "MASTER_ADDR=node 1 in the environment is not a host name"}},
+          {{},
+           {{"--master-addr", "local host", "--world-size", "1"},
+            "--master-addr local host is not a host name"}},
       };
   for (const auto& [environment, call] : cases) {
     const auto& [extra, expected] = call;
@@ -239,6 +249,7 @@ TEST(Launchers, AnOptionThatContradictsTheLaunchersEnvironmentIsOneError) {
     EXPECT_EQ(r.exit_code, common::kExitBadInput) << expected << ": " << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
     EXPECT_NE(r.err.find("error: " + expected), std::string::npos) << r.err;
+    EXPECT_FALSE(testing_mp::has_control_bytes(r.err)) << r.err;
   }
 }
 

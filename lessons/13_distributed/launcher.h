@@ -2,6 +2,7 @@
 // The launcher: starts the ranks on this machine, as torchrun does, waits for them, and names a rank that
 // is gone. None of it is training; the lesson's training is distributed.h.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
@@ -9,6 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -17,6 +20,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
@@ -143,6 +147,15 @@ inline std::string first_slurm_host(const std::string& nodes) {
   return nodes.substr(0, bracket) + first;
 }
 
+// Whether text can be a host name or an IP address (letters, digits, '.', '-', '_', and for IPv6 ':', '%'
+// and brackets), checked before c10d is given it: c10d writes an address it cannot resolve into its own
+// log lines, control bytes and all.
+inline bool host_like(const std::string& text) {
+  return !text.empty() && text.size() <= 253 && std::all_of(text.begin(), text.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || std::strchr(".-_:%[]", c) != nullptr;
+  });
+}
+
 // The launch the environment describes, overridden by the options; an option that contradicts the
 // environment is an error naming both, since one of the two is a mistake.
 inline Launch resolve_launch(const LaunchOptions& options) {
@@ -177,8 +190,15 @@ inline Launch resolve_launch(const LaunchOptions& options) {
     }
     if (!environment("MASTER_PORT")) env_port = 29500;  // torchrun's default port
   } else {
+    if (!host_like(launch.meeting.addr))
+      throw std::invalid_argument(fmt::format("--master-addr {} is not a host name or an IP address",
+                                              common::printable(launch.meeting.addr, 60)));
     return launch;
   }
+  if (env_addr && !host_like(*env_addr))
+    throw std::invalid_argument(
+        fmt::format("MASTER_ADDR={} in the environment is not a host name or an IP address",
+                    common::printable(*env_addr, 60)));
   if (const auto port = environment("MASTER_PORT"))
     env_port = environment_int("MASTER_PORT", *port, 1, 65535);
   const auto take = [&](const char* option, bool given, auto& value, const auto& from_env,
@@ -195,6 +215,9 @@ inline Launch resolve_launch(const LaunchOptions& options) {
   take("--world-size", options.world_size_given, launch.world_size, env_world, world_variable);
   take("--master-addr", options.addr_given, launch.meeting.addr, env_addr, "MASTER_ADDR");
   take("--master-port", options.port_given, launch.meeting.port, env_port, "MASTER_PORT");
+  if (!host_like(launch.meeting.addr))
+    throw std::invalid_argument(fmt::format("--master-addr {} is not a host name or an IP address",
+                                            common::printable(launch.meeting.addr, 60)));
   if (launch.meeting.port == 0)
     throw std::invalid_argument(
         fmt::format("started by {} without MASTER_PORT: pass --master-port", launch.by));
@@ -246,11 +269,80 @@ struct RankExit {
   int signal = 0;
 };
 
+// Writes text to stderr as it is, ignoring failure (as common::print_error does).
+inline void pass_on(const std::string& text) noexcept {
+  for (size_t at = 0; at < text.size();) {
+    const ssize_t n = ::write(STDERR_FILENO, text.data() + at, text.size() - at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    at += static_cast<size_t>(n);
+  }
+}
+
+// How the ranks ended, and the "error: " lines they wrote, in the order they came.
+struct Ended {
+  std::vector<RankExit> exits;
+  std::vector<std::string> errors;
+};
+
+// A rank's stderr, read as it comes: its warnings are passed on at once, its error lines kept for the one
+// line the launcher prints, and anything else (LibTorch's own log) held back until the run has ended well,
+// so that a refusal is one line.
+class RankErrors {
+ public:
+  explicit RankErrors(int fd) : fd_(fd) {}
+  // Reads what is there without waiting; at end, until the rank's end of the pipe is closed.
+  void read(std::vector<std::string>& errors, bool until_closed) {
+    char buffer[4096];
+    while (fd_ >= 0) {
+      const ssize_t n = ::read(fd_, buffer, sizeof buffer);
+      if (n > 0) {
+        pending_.append(buffer, static_cast<size_t>(n));
+        for (size_t end = pending_.find('\n'); end != std::string::npos; end = pending_.find('\n')) {
+          take(pending_.substr(0, end + 1), errors);
+          pending_.erase(0, end + 1);
+        }
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN && !until_closed) return;
+      if (n < 0 && errno == EAGAIN) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        continue;
+      }
+      if (!pending_.empty()) take(pending_ + "\n", errors);
+      pending_.clear();
+      ::close(fd_);
+      fd_ = -1;
+    }
+  }
+  const std::string& held() const { return held_; }
+  ~RankErrors() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  RankErrors(const RankErrors&) = delete;
+  RankErrors& operator=(const RankErrors&) = delete;
+
+ private:
+  void take(const std::string& line, std::vector<std::string>& errors) {
+    if (line.rfind("error: ", 0) == 0) {
+      errors.push_back(line.substr(0, line.size() - 1));
+    } else if (line.rfind("warning: ", 0) == 0) {
+      pass_on(line);
+    } else {
+      held_ += line;
+    }
+  }
+  int fd_;
+  std::string pending_, held_;
+};
+
 // Starts `world_size` copies of this program with `--rank k` added to args, waits for them all, and once one
 // fails gives the others `grace` to stop on their own before killing them. Returns how each ended.
-inline std::vector<RankExit> launch(const std::string& self, std::vector<std::string> args, int world_size,
-                                    std::chrono::milliseconds grace) {
+inline Ended launch(const std::string& self, std::vector<std::string> args, int world_size,
+                    std::chrono::milliseconds grace) {
   std::vector<pid_t> pids;
+  std::vector<std::unique_ptr<RankErrors>> stderrs;
   for (int rank = 0; rank < world_size; ++rank) {
     std::vector<std::string> argv{self};
     argv.insert(argv.end(), args.begin(), args.end());
@@ -259,20 +351,35 @@ inline std::vector<RankExit> launch(const std::string& self, std::vector<std::st
     cargv.reserve(argv.size() + 1);
     for (auto& a : argv) cargv.push_back(a.data());
     cargv.push_back(nullptr);
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
+      for (const pid_t started : pids) ::kill(started, SIGKILL);
+      throw std::runtime_error(fmt::format("cannot start rank {}: {}", rank, std::strerror(errno)));
+    }
+    ::fcntl(fds[0], F_SETFL, O_NONBLOCK);
+    stderrs.push_back(std::make_unique<RankErrors>(fds[0]));
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], STDERR_FILENO);
     pid_t pid = 0;
-    const int rc = posix_spawn(&pid, self.c_str(), nullptr, nullptr, cargv.data(), environ);
+    const int rc = posix_spawn(&pid, self.c_str(), &actions, nullptr, cargv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(fds[1]);
     if (rc != 0) {
       for (const pid_t started : pids) ::kill(started, SIGKILL);
       throw std::runtime_error(fmt::format("cannot start rank {}: {}", rank, std::strerror(rc)));
     }
     pids.push_back(pid);
   }
-  std::vector<RankExit> exits(pids.size());
+  Ended ended;
+  auto& exits = ended.exits;
+  exits.resize(pids.size());
   std::vector<bool> done(pids.size(), false);
   size_t remaining = pids.size();
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   while (remaining > 0) {
     bool progressed = false;
+    for (auto& errors : stderrs) errors->read(ended.errors, false);
     for (size_t i = 0; i < pids.size(); ++i) {
       if (done[i]) continue;
       int status = 0;
@@ -284,6 +391,8 @@ inline std::vector<RankExit> launch(const std::string& self, std::vector<std::st
       exits[i].rank = static_cast<int>(i);
       if (WIFEXITED(status)) exits[i].exit_code = WEXITSTATUS(status);
       if (WIFSIGNALED(status)) exits[i].signal = WTERMSIG(status);
+      // What the rank wrote before it ended comes before what the others write after.
+      stderrs[i]->read(ended.errors, true);
       if (exits[i].exit_code != 0 && deadline == std::chrono::steady_clock::time_point::max())
         deadline = std::chrono::steady_clock::now() + grace;
     }
@@ -294,7 +403,11 @@ inline std::vector<RankExit> launch(const std::string& self, std::vector<std::st
     }
     if (!progressed) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  return exits;
+  const bool all_well =
+      std::all_of(exits.begin(), exits.end(), [](const RankExit& e) { return e.exit_code == 0; });
+  for (const auto& errors : stderrs)
+    if (all_well) pass_on(errors->held());
+  return ended;
 }
 
 // Starts every rank here, waits for them, and reports. Returns main's status: 0 when every rank finished,
@@ -345,25 +458,30 @@ inline int start_all_ranks(const common::Options& options, const Settings& s, in
   fmt::print("13_distributed: starting {} ranks, meeting at {}:{}\n", world_size, master_addr, master_port);
   std::fflush(stdout);
   // After a rank fails the others have their own timeout, plus a margin, to stop before they are killed.
-  const auto exits = launch(fs::read_symlink("/proc/self/exe").string(), args, world_size,
+  const auto ended = launch(fs::read_symlink("/proc/self/exe").string(), args, world_size,
                             timeout + std::chrono::seconds(5));
-  // The ranks that were killed first: the others stopped because of them.
-  std::vector<std::string> failed;
-  for (const auto& e : exits) {
+  // One line, the cause: a rank killed from outside, else the first rank's own error (the others' errors
+  // follow from it: they lost that rank), else how the ranks ended.
+  std::vector<std::string> killed, stopped;
+  for (const auto& e : ended.exits) {
     if (e.signal != 0)
-      failed.push_back(
+      killed.push_back(
           fmt::format("rank {} was killed by signal {} ({})", e.rank, e.signal, strsignal(e.signal)));
+    else if (e.exit_code != 0)
+      stopped.push_back(fmt::format("rank {} stopped with status {}", e.rank, e.exit_code));
   }
-  for (const auto& e : exits) {
-    if (e.signal == 0 && e.exit_code != 0)
-      failed.push_back(fmt::format("rank {} stopped with status {}", e.rank, e.exit_code));
-  }
-  if (failed.empty()) {
+  if (killed.empty() && stopped.empty()) {
     cleanup.remove = false;
     fmt::print("13_distributed: all {} ranks finished\n", world_size);
     return 0;
   }
-  common::print_error(fmt::format("{}", fmt::join(failed, "; ")));
+  const std::string first = ended.errors.empty() ? "" : ended.errors.front().substr(7);
+  if (!killed.empty()) {
+    common::print_error(
+        fmt::format("{}{}{}", fmt::join(killed, "; "), first.empty() ? "" : "; then ", first));
+  } else {
+    common::print_error(first.empty() ? fmt::format("{}", fmt::join(stopped, "; ")) : first);
+  }
   return common::kExitBadInput;
 }
 
