@@ -26,6 +26,15 @@ using Source = WeightsFile::Source;
 // Every refusal goes through one of these: it throws FileError naming the file.
 using Fail = std::function<void(const std::string& what)>;
 
+// The zip format's signatures, the reader's and the writer's.
+inline constexpr uint32_t kLocalSignature = 0x04034b50;
+inline constexpr uint32_t kCentralSignature = 0x02014b50;
+inline constexpr uint32_t kEndSignature = 0x06054b50;
+inline constexpr uint32_t kZip64EndSignature = 0x06064b50;
+inline constexpr uint32_t kZip64LocatorSignature = 0x07064b50;
+// miniz's MZ_ZIP_MAX_ARCHIVE_FILENAME_SIZE: it gives PyTorch at most 511 bytes of an entry's name.
+inline constexpr size_t kMaxFolderName = 512;
+
 // --- weights_zip.cpp ---------------------------------------------------------------------------------
 std::shared_ptr<Source> fd_source(int fd, uint64_t size, std::string name);
 std::shared_ptr<Source> bytes_source(std::string bytes);

@@ -106,8 +106,43 @@ struct ZipEnd {
   uint64_t end_start = 0;  // where the end records begin: the central directory must end there
 };
 
-constexpr uint32_t kEndSignature = 0x06054b50;
+// miniz's sizes: the end record, the zip64 locator and the zip64 end record.
 constexpr size_t kEndSize = 22;
+constexpr size_t kLocatorSize = 20;
+constexpr size_t kZip64EndSize = 56;
+
+// The zip64 end record that a locator just before the end record points to, read as miniz reads it
+// (mz_zip_reader_read_central_dir, the same in PyTorch 1.13's copy and 2.6's). miniz looks for the locator
+// only when the end record starts at least 76 bytes into the file, and takes the zip64 record only when
+// its signature is there; the suite refuses a locator without its record rather than fall back to the
+// classic fields as miniz does. Each check is a row of docs/RELIABILITY.md's table.
+void read_zip64(const Source& source, uint64_t end_at, ZipEnd& end, const Fail& fail) {
+  if (end_at < kLocatorSize + kZip64EndSize) return;
+  unsigned char locator[kLocatorSize];
+  source.read(end_at - kLocatorSize, locator, sizeof locator);
+  if (le32(locator) != kZip64LocatorSignature) return;
+  const uint64_t z64 = le64(locator + 8);
+  if (z64 > end_at - kLocatorSize || end_at - kLocatorSize - z64 < kZip64EndSize)
+    fail("not a valid model file: a damaged zip64 record");
+  unsigned char rec[kZip64EndSize];
+  source.read(z64, rec, sizeof rec);
+  if (le32(rec) != kZip64EndSignature) fail("not a valid model file: a damaged zip64 record");
+  // (zip64_size_of_end_of_central_dir_record < MZ_ZIP64_END_OF_CENTRAL_DIR_HEADER_SIZE - 12)
+  if (le64(rec + 4) < kZip64EndSize - 12) fail("not a valid model file: a damaged zip64 record");
+  // (zip64_total_num_of_disks != 1U), then the disk numbers and counts of the zip64 record replace the
+  // classic ones: (m_total_files != cdir_entries_on_this_disk) and ((num_this_disk | cdir_disk_index) != 0
+  // && ...). This reader takes only disk 0.
+  if (le32(locator + 16) != 1 || le32(rec + 16) != 0 || le32(rec + 20) != 0 ||
+      le64(rec + 24) != le64(rec + 32))
+    fail("not a valid model file: a multi-part zip archive (its zip64 record names other disks)");
+  // (zip64_cdir_total_entries > MZ_UINT32_MAX), (zip64_size_of_central_directory > MZ_UINT32_MAX)
+  if (le64(rec + 32) > UINT32_MAX || le64(rec + 40) > UINT32_MAX)
+    fail("not a valid model file: a zip64 directory larger than PyTorch reads");
+  end.entries = le64(rec + 32);
+  end.cd_size = le64(rec + 40);
+  end.cd_offset = le64(rec + 48);
+  end.end_start = z64;
+}
 
 // miniz, PyTorch's zip reader, takes the last end-of-directory signature that has a whole record after
 // it, whatever its comment length says. An earlier record whose comment covers a later one would be the
@@ -126,24 +161,15 @@ ZipEnd find_end(const Source& source, const Fail& fail) {
           "not a valid model file: its last end record does not end the file (two archives in one, or a "
           "damaged comment), so zip readers could read two different archives from it");
     }
-    if (le16(e + 4) != 0 || le16(e + 6) != 0) fail("not a valid model file: a multi-part zip archive");
+    // (num_this_disk | cdir_disk_index) != 0, and (m_total_files != cdir_entries_on_this_disk).
+    if (le16(e + 4) != 0 || le16(e + 6) != 0 || le16(e + 8) != le16(e + 10))
+      fail("not a valid model file: a multi-part zip archive");
     ZipEnd end;
     end.entries = le16(e + 10);
     end.cd_size = le32(e + 12);
     end.cd_offset = le32(e + 16);
     end.end_start = size - tail_size + i;
-    if (i >= 20 && le32(&tail[i - 20]) == 0x07064b50) {
-      const uint64_t z64 = le64(&tail[i - 20 + 8]);
-      unsigned char rec[56];
-      if (z64 > end.end_start || end.end_start - z64 < 56 + 20)
-        fail("not a valid model file: a damaged zip64 record");
-      source.read(z64, rec, sizeof rec);
-      if (le32(rec) != 0x06064b50) fail("not a valid model file: a damaged zip64 record");
-      end.entries = le64(rec + 32);
-      end.cd_size = le64(rec + 40);
-      end.cd_offset = le64(rec + 48);
-      end.end_start = z64;
-    }
+    read_zip64(source, end.end_start, end, fail);
     return end;
   }
   fail("not a valid model file: the zip archive is damaged or truncated (no end record)");
@@ -156,7 +182,7 @@ Record read_entry(const Source& source, uint64_t& at, const ZipEnd& end, std::st
   unsigned char h[46];
   if (end.end_start - at < sizeof h) fail("not a valid model file: the zip archive's directory is damaged");
   source.read(at, h, sizeof h);
-  if (le32(h) != 0x02014b50) fail("not a valid model file: the zip archive's directory is damaged");
+  if (le32(h) != kCentralSignature) fail("not a valid model file: the zip archive's directory is damaged");
   const uint16_t flags = le16(h + 8), method = le16(h + 10);
   uint64_t csize = le32(h + 20), usize = le32(h + 24), offset = le32(h + 42);
   const size_t nlen = le16(h + 28), elen = le16(h + 30), clen = le16(h + 32);
@@ -187,10 +213,22 @@ Record read_entry(const Source& source, uint64_t& at, const ZipEnd& end, std::st
     }
     e += 4 + xlen;
   }
-  if ((flags & 1) != 0) fail(fmt::format("not a model file: entry {} is encrypted", shown));
+  // Encrypted (bit 0), strongly encrypted (bit 6), or with its local header masked (bit 13): miniz refuses
+  // the last when it reads the directory and the others when it reads the record.
+  if ((flags & 0x2041) != 0) fail(fmt::format("not a model file: entry {} is encrypted", shown));
+  // (disk_index == MZ_UINT16_MAX) || ((disk_index != num_this_disk) && (disk_index != 1)): this reader
+  // takes disk 0 only.
+  if (le16(h + 34) != 0) fail(fmt::format("not a valid model file: entry {} is on another disk", shown));
   const auto slash = entry.find('/');
   if (slash == std::string::npos || slash == 0)
     fail(fmt::format("not a model file: entry {} is outside the archive's folder", shown));
+  // PyTorch finds the archive's folder in the first entry's name as miniz gives it, cut to 511 bytes: a
+  // longer folder name has no '/' there, and PyTorch refuses the file.
+  if (prefix.empty() && slash >= kMaxFolderName - 1)
+    fail(
+        fmt::format("not a model file: entry {} is in a folder whose name is longer than the {} bytes "
+                    "PyTorch reads",
+                    shown, kMaxFolderName - 1));
   const bool code = entry.compare(slash + 1, 5, "code/") == 0;
   const bool deflated = method == 8 && code;
   if (!deflated && (method != 0 || csize != usize)) {
@@ -210,7 +248,7 @@ Record read_entry(const Source& source, uint64_t& at, const ZipEnd& end, std::st
     fail(fmt::format("not a valid model file: entry {} lies outside the archive", shown));
   source.read(offset, local, sizeof local);
   const size_t lnlen = le16(local + 26), lelen = le16(local + 28);
-  if (le32(local) != 0x04034b50 || lnlen != nlen)
+  if (le32(local) != kLocalSignature || lnlen != nlen)
     fail(fmt::format("not a valid model file: entry {} has a damaged header", shown));
   const uint64_t data = offset + sizeof local + lnlen + lelen;
   if (data > end.cd_offset || csize > end.cd_offset - data)
@@ -254,7 +292,7 @@ std::vector<Record> read_directory(const Source& source, Budget& budget, const F
     fail("not a model file: too short to be the zip archive that PyTorch and LibTorch write");
   unsigned char head[4] = {};
   source.read(0, head, 4);
-  if (le32(head) != 0x04034b50) {
+  if (le32(head) != kLocalSignature) {
     fail(
         "not a model file: PyTorch and LibTorch files are zip archives, and this one does not start like "
         "one");

@@ -21,7 +21,7 @@ class ZipWriter {
     if (offset_ + 30 + full.size() + 4 + pad + size > 0xFFFFFFFFull)
       throw std::runtime_error("this writer stores files up to 4 GiB; the model is larger");
     std::string h;
-    put32(h, 0x04034b50);
+    put32(h, kLocalSignature);
     put16(h, 20);    // version needed: 2.0
     put16(h, 0);     // flags
     put16(h, 0);     // stored
@@ -45,7 +45,7 @@ class ZipWriter {
     const uint64_t cd_start = offset_;
     std::string cd;
     for (const auto& e : entries_) {
-      put32(cd, 0x02014b50);
+      put32(cd, kCentralSignature);
       put16(cd, 0x031e);  // made by: Unix, 3.0
       put16(cd, 20);
       put16(cd, 0);
@@ -65,7 +65,7 @@ class ZipWriter {
       cd += e.name;
     }
     const auto cd_size = static_cast<uint32_t>(cd.size());
-    put32(cd, 0x06054b50);
+    put32(cd, kEndSignature);
     put16(cd, 0);
     put16(cd, 0);
     put16(cd, static_cast<uint16_t>(entries_.size()));

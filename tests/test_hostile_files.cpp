@@ -12,6 +12,7 @@
 #include "common/checkpoint.h"
 #include "common/lesson.h"
 #include "common/serialize.h"
+#include "common/weights.h"
 #include "tests/testing.h"
 
 namespace fs = std::filesystem;
@@ -251,5 +252,25 @@ TEST(HostileFiles, AViewReachingAcrossAHugeStorageIsRefused) {
     EXPECT_NE(std::string(e.what()).find("hold 8 bytes of storage data/0 but reach across 83886080 bytes"),
               std::string::npos)
         << e.what();
+  }
+}
+
+// PyTorch finds the archive's folder in the first 511 bytes of the first entry's name (miniz's limit): a
+// folder of 510 bytes loads, one of 511 is refused, as PyTorch refuses it.
+TEST(HostileFiles, AFolderNameLoadsUpTo510BytesAsInPyTorch) {
+  const std::string pickle = "\x80\x02K\x07.";  // the int 7
+  const auto archive = [&](size_t folder) {
+    return common::weights::make_archive(std::string(folder, 'a'),
+                                         {{"data.pkl", pickle}, {"version", "3\n"}});
+  };
+  EXPECT_EQ(common::read_value(archive(510), "510.pt").toInt(), 7);
+  for (const size_t folder : {511, 512, 60000}) {
+    try {
+      common::read_value(archive(folder), "long.pt");
+      ADD_FAILURE() << folder << " bytes: read";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("longer than the 511 bytes PyTorch reads"), std::string::npos)
+          << e.what();
+    }
   }
 }

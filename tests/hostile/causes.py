@@ -152,6 +152,55 @@ def sparse_record_zip(path, pickle, record_bytes, small_records=()):
         f.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, count, count, len(directory), cd_at, 0))
 
 
+def torch_save_zip(folder="archive"):
+    """The bytes of a stored archive as torch.save lays it out, with a one-tensor state dict, under `folder`."""
+    import io
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in [("data.pkl", PROTO + pdict((s("w"), tensor())) + b"."), ("data/0", b"\0" * 16),
+                           ("version", b"3\n")]:
+            z.writestr(zipfile.ZipInfo(folder + "/" + name), data)
+    return buf.getvalue()
+
+
+def end_record(data):
+    at = data.rindex(struct.pack("<I", 0x06054B50))
+    return at, list(struct.unpack("<IHHHHIIH", data[at:at + 22]))
+
+
+def with_classic_end(data, **fields):
+    """The archive with fields of its end record changed: disk, cd_disk, entries_here, entries."""
+    at, e = end_record(data)
+    for name, value in fields.items():
+        e[["sig", "disk", "cd_disk", "entries_here", "entries", "cd_size", "cd_offset", "comment"].index(name)] = value
+    return data[:at] + struct.pack("<IHHHHIIH", *e) + data[at + 22:]
+
+
+def with_zip64(data, locator_disks=1, record_size=44, disk=0, cd_disk=0, entries_here=None, entries=None):
+    """The archive with a zip64 end record and its locator before the end record, which then says 0xFFFF
+    and 0xFFFFFFFF as zip64 writers do; the zip64 record's fields as given."""
+    at, e = end_record(data)
+    count = e[4]
+    z64 = struct.pack("<IQHHIIQQQQ", 0x06064B50, record_size, 45, 45, disk, cd_disk,
+                      count if entries_here is None else entries_here, count if entries is None else entries,
+                      e[5], e[6])
+    locator = struct.pack("<IIQI", 0x07064B50, 0, at, locator_disks)
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    return data[:at] + z64 + locator + end
+
+
+def with_entry_field(data, offset, fmt, value):
+    """The archive with one field of every central directory entry changed (offset within the entry)."""
+    at, e = end_record(data)
+    out = bytearray(data)
+    p = e[6]
+    while p < at:
+        struct.pack_into(fmt, out, p + offset, value)
+        n, x, c = struct.unpack("<HHH", out[p + 28:p + 34])
+        p += 46 + n + x + c
+    return bytes(out)
+
+
 def torchscript_like(path, code):
     """A torch::save-style archive (constants.pkl, code/) whose code defines a method, written as `code`."""
     pickle = PROTO + module_object([(s("training"), b"\x88")]) + b"."
@@ -244,7 +293,7 @@ def main(out, case, resume_case):
             sparse_zip_claiming(path(name), gigabytes, zip64)
         except OSError:
             continue  # a filesystem without sparse files: the case is left out
-        case(name, "directory is damaged", None)
+        case(name, "zip64 directory larger than PyTorch reads" if zip64 else "directory is damaged", None)
 
     # 6. Errors from LibTorch or the allocator name the file too.
     case("int_tensor_requiring_grad", "only floating-point tensors can require gradients",
@@ -348,6 +397,31 @@ def main(out, case, resume_case):
         except OSError:
             continue  # a filesystem without sparse files: the case is left out
         resume_case(name, None)
+
+    # 13. The zip archive's directory, checked as miniz (PyTorch's zip reader, 1.13's copy and 2.6's) checks
+    # it: one file per check, each a valid archive with that one field changed. docs/RELIABILITY.md's table.
+    def raw(name, data):
+        with open(path(name), "wb") as f:
+            f.write(data)
+    base = torch_save_zip()
+    for name, data, expected in [
+            ("zip64_locator_of_no_disks", with_zip64(base, locator_disks=0), "multi-part"),
+            ("zip64_locator_of_two_disks", with_zip64(base, locator_disks=2), "multi-part"),
+            ("zip64_entries_on_this_disk_differ", with_zip64(base, entries_here=48), "multi-part"),
+            ("zip64_record_on_disk_one", with_zip64(base, disk=1, cd_disk=1), "multi-part"),
+            ("zip64_directory_on_disk_one", with_zip64(base, cd_disk=1), "multi-part"),
+            ("zip64_record_too_short", with_zip64(base, record_size=43), "damaged zip64 record"),
+            ("zip64_entries_past_uint32", with_zip64(base, entries_here=1 << 32, entries=1 << 32), "zip64"),
+            ("end_entries_on_this_disk_differ", with_classic_end(base, entries_here=2), "multi-part"),
+            ("end_on_disk_one", with_classic_end(base, disk=1, cd_disk=1), "multi-part"),
+            ("entry_on_disk_two", with_entry_field(base, 34, "<H", 2), "on another disk"),
+            ("entry_on_disk_65535", with_entry_field(base, 34, "<H", 0xFFFF), "on another disk"),
+            ("entry_with_masked_local_header", with_entry_field(base, 8, "<H", 0x2000), "encrypted"),
+            ("entry_strongly_encrypted", with_entry_field(base, 8, "<H", 0x0041), "encrypted"),
+            ("folder_name_of_511_bytes", torch_save_zip("a" * 511), "longer than the 511 bytes"),
+            ("folder_name_of_60000_bytes", torch_save_zip("a" * 60000), "longer than the 511 bytes")]:
+        raw(name, data)
+        case(name, expected, None)
 
     # 7 (continued). A checkpoint's settings are input too: each within the range its option accepts.
     def checkpoint(**settings):
