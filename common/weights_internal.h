@@ -112,7 +112,11 @@ class Rebuilder {
       : values_(values), records_(records), lookup_(std::move(lookup)) {}
   static bool allowed(const std::string& module, const std::string& name,
                       const std::unordered_set<std::string>& classes);
-  Value::Ptr call(const Value& callable, const Value& args, size_t at);
+  // REDUCE (`newobj` false) calls a function, as Python's weights-only unpickler does for OrderedDict and
+  // the _rebuild functions; NEWOBJ (`newobj` true) makes an object of a class, which PyTorch's unpicklers
+  // do only for TorchScript's classes (1.13's weights-only unpickler for nn.Parameter alone, which a
+  // state dict never holds): each callable is accepted by the opcode PyTorch accepts it by, and no other.
+  Value::Ptr call(const Value& callable, const Value& args, bool newobj, size_t at);
   Value::Ptr storage(const Value& pid, size_t at);
 
  private:

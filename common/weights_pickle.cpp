@@ -141,7 +141,7 @@ class Machine {
       case 0x81: {  // NEWOBJ
         auto args = pop(at);
         auto callable = pop(at);
-        return push(rebuilder_.call(*callable, *args, at));
+        return push(rebuilder_.call(*callable, *args, op == 0x81, at));
       }
       case 'b': {  // BUILD
         auto state = pop(at);

@@ -127,11 +127,18 @@ bool Rebuilder::allowed(const std::string& module, const std::string& name,
           classes.count(full) == 1);
 }
 
-Value::Ptr Rebuilder::call(const Value& callable, const Value& args, size_t at) {
+Value::Ptr Rebuilder::call(const Value& callable, const Value& args, bool newobj, size_t at) {
   if (callable.kind != Value::Kind::kGlobal)
     values_.error(at, fmt::format("a call of a {}", Value::kind_name(callable.kind)));
   if (args.kind != Value::Kind::kTuple) values_.error(at, "call arguments that are not a tuple");
   const auto& name = callable.text;
+  const bool torchscript_class = name.rfind("__torch__", 0) == 0;
+  if (newobj != torchscript_class) {
+    values_.error(at, fmt::format("{} of {}, which PyTorch's unpicklers refuse: {}",
+                                  newobj ? "NEWOBJ" : "REDUCE", printable(name),
+                                  newobj ? "they call a function only through REDUCE"
+                                         : "they make a TorchScript object only through NEWOBJ"));
+  }
   if (name == "collections.OrderedDict") {
     if (!args.items.empty()) values_.error(at, "OrderedDict called with arguments");
     auto d = values_.make(Value::Kind::kDict);
