@@ -68,7 +68,28 @@ def main():
             "mixed dtypes": (X, W.double(), b),
             "integer tensors": (X.long(), W.long(), b.long()),
             "mixed devices (meta and cpu)": (X.to("meta"), W, b),
+            # Checked before any work: LibTorch's own errors name neither the operator nor the argument.
+            "None for X": (None, W, b),
+            "None for W": (X, None, b),
+            "None for b": (X, W, None),
+            "X expanded to 2^40 rows (16 TiB of output)": (X[:1].expand(2**40, 5), W, b),
+            "X expanded to 2^40 rows, requiring grad": (X[:1].expand(2**40, 5).requires_grad_(), W, b),
+            "X expanded to 2^60 rows (the output's size overflows)": (X[:1].expand(2**60, 5), W, b),
+            "W expanded to 2^60 columns": (X, W[:, :1].expand(5, 2**60), b[:1].expand(2**60)),
         }
+        # A dtype is refused only where this LibTorch's matrix multiply has no kernel for it (1.13 has no
+        # Half on the CPU, 2.x has); where it has one, the operator computes what ATen computes.
+        for dtype in (torch.float16, torch.bfloat16):
+            x, w, c = X.to(dtype), W.to(dtype), b.to(dtype)
+            try:
+                expected = torch.addmm(c, x, w).relu()
+            except RuntimeError:
+                bad[f"{dtype}, which this LibTorch does not multiply on the CPU"] = (x, w, c)
+                continue
+            if not torch.equal(op(x, w, c), expected):
+                problems.append(f"{dtype}: other values than torch.addmm(b, X, W).relu()")
+            else:
+                print(f"{dtype}: computed, as ATen computes it")
         for name, args in bad.items():
             try:
                 op(*args)
@@ -78,6 +99,9 @@ def main():
                 print(f"{name}: RuntimeError: {first}")
                 if "modelos::linear_relu" not in first:
                     problems.append(f"{name}: the error does not name the operator: {first}")
+                named = [a for a in ("X", "W", "b") if f"{a} " in first]
+                if not named:
+                    problems.append(f"{name}: the error does not name the argument: {first}")
         # A transposed X is not contiguous: the same values as its contiguous copy.
         Xt = torch.randn(5, 3).t()
         assert not Xt.is_contiguous()

@@ -12,6 +12,8 @@ namespace custom_operator {
 torch::Tensor linear_relu_forward_cuda(const torch::Tensor& X, const torch::Tensor& W,
                                        const torch::Tensor& b);
 torch::Tensor relu_backward_cuda(const torch::Tensor& grad, const torch::Tensor& out);
+// The free memory of a GPU, in bytes (cudaMemGetInfo), or 0 when it cannot be asked.
+uint64_t cuda_free_memory(const c10::Device& device);
 #endif
 
 inline bool have_cuda_kernel() {

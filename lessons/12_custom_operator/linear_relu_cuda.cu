@@ -73,4 +73,14 @@ torch::Tensor relu_backward_cuda(const torch::Tensor& grad_in, const torch::Tens
   return result;
 }
 
+uint64_t cuda_free_memory(const c10::Device& device) {
+  const c10::cuda::CUDAGuard guard(device);
+  size_t free = 0, total = 0;
+  if (cudaMemGetInfo(&free, &total) != cudaSuccess) {
+    (void)cudaGetLastError();  // clears the error, so that the next CUDA call does not report it
+    return 0;
+  }
+  return free;
+}
+
 }  // namespace custom_operator
