@@ -171,6 +171,35 @@ TEST(Export, WrongInputIsOneErrorLine) {
   expect_one_error_line(run_lesson({"--input", (dir / "absent.pt").string()}), "absent.pt");
 }
 
+// eager.pt is input too: each tensor it gives a package is checked against what that package was exported
+// for before the package runs (a package checks nothing: AOTInductor's own error is a page of backtrace).
+TEST(Export, EagerPtsInputsAreCheckedBeforeAPackageRunsThem) {
+  const auto with_changed = [](const char* key, const torch::Tensor& value) {
+    const auto dir = copy_of_build_dir();
+    auto dict = common::read_value(dir / "eager.pt").toGenericDict();
+    dict.insert_or_assign(std::string(key), value);
+    common::save_for_python(dict, dir / "eager.pt");
+    return run_lesson({"--package-dir", dir.string()});
+  };
+  // The opposite case: eager.pt written again with its own X_fixed runs.
+  const auto recorded = ex::Recorded::read(kDir);
+  const auto same = with_changed("X_fixed", recorded.X_fixed);
+  ASSERT_EQ(same.exit_code, 0) << same.err;
+
+  expect_one_error_line(with_changed("X_fixed", torch::rand({0, 20})),
+                        "'X_fixed': the package takes input of "
+                        "shape [2, 20] (exported with that one "
+                        "shape), this is [0, 20]");
+  expect_one_error_line(with_changed("X_fixed", torch::rand({3, 7})), "'X_fixed': the package takes input");
+  expect_one_error_line(with_changed("X_fixed", torch::rand({3, 20})), "this is [3, 20]");
+  expect_one_error_line(with_changed("X_fixed", torch::ones({2, 20}, torch::kLong)),
+                        "'X_fixed': the package takes float32 input, this is Long");
+  expect_one_error_line(with_changed("X1", torch::rand({1, 7})), "'X1': the package takes input");
+  expect_one_error_line(with_changed("X64", torch::rand({64, 20}, torch::kDouble)),
+                        "'X64': the package takes "
+                        "float32 input");
+}
+
 TEST(Export, AnotherSeedOrDeviceIsRefused) {
   const auto recorded = ex::Recorded::read(kDir);
   expect_one_error_line(run_lesson({"--seed", std::to_string(recorded.seed + 1)}),

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -35,6 +36,8 @@ inline constexpr double kAtol = 1e-5;
 inline constexpr int64_t kFeatures = 20;
 inline constexpr int64_t kMinBatch = 1;
 inline constexpr int64_t kMaxBatch = 1024;
+// The bounded FixedHiddenMLP's package was exported from one input, torch.rand(2, 20): its batch is fixed.
+inline constexpr int64_t kFixedBatch = 2;
 
 // Same shape and dtype, and allclose with the lesson's tolerance.
 inline bool matches(const torch::Tensor& out, const torch::Tensor& expected) {
@@ -42,18 +45,23 @@ inline bool matches(const torch::Tensor& out, const torch::Tensor& expected) {
          torch::allclose(out, expected, kRtol, kAtol);
 }
 
-// An input the MLP's package can take, or an error naming where it came from and what to do.
-inline void check_input(const torch::Tensor& X, const std::string& source) {
+// An input a package can take, or an error naming where it came from and what to do: float32 of shape
+// [batch, 20], the batch between the bounds the package was exported with. A package is native code that
+// checks nothing, and AOTInductor's own error on a bad input is a page of backtrace.
+inline void check_input(const torch::Tensor& X, const std::string& source, int64_t min_batch = kMinBatch,
+                        int64_t max_batch = kMaxBatch) {
   if (X.scalar_type() != torch::kFloat)
     throw std::runtime_error(
         fmt::format("{}: the package takes float32 input, this is {}; convert it in "
                     "Python with x.float() before torch.save",
                     source, c10::toString(X.scalar_type())));
-  if (X.dim() != 2 || X.size(1) != kFeatures || X.size(0) < kMinBatch || X.size(0) > kMaxBatch)
-    throw std::runtime_error(
-        fmt::format("{}: the package takes input of shape [batch, {}] with batch from {} to "
-                    "{} (its dynamic dimension), this is {}",
-                    source, kFeatures, kMinBatch, kMaxBatch, common::format_shape(X.sizes())));
+  const auto batch = min_batch == max_batch ? std::to_string(min_batch) : "batch";
+  const auto bounds = min_batch == max_batch ? std::string("(exported with that one shape)")
+                                             : fmt::format("with batch from {} to {} (its dynamic dimension)",
+                                                           min_batch, max_batch);
+  if (X.dim() != 2 || X.size(1) != kFeatures || X.size(0) < min_batch || X.size(0) > max_batch)
+    throw std::runtime_error(fmt::format("{}: the package takes input of shape [{}, {}] {}, this is {}",
+                                         source, batch, kFeatures, bounds, common::format_shape(X.sizes())));
 }
 
 inline std::string read_bytes(const std::filesystem::path& path) {
@@ -66,6 +74,27 @@ inline std::string read_bytes(const std::filesystem::path& path) {
   if (in.bad()) throw std::runtime_error(fmt::format("{}: cannot read it", path.string()));
   return bytes.str();
 }
+
+// TMPDIR set to a folder for as long as it lives, then as it was (the lesson is one thread there).
+class TemporaryDirectory {
+ public:
+  explicit TemporaryDirectory(const std::filesystem::path& dir) {
+    if (const char* old = std::getenv("TMPDIR")) old_ = old;
+    ::setenv("TMPDIR", dir.c_str(), 1);
+  }
+  ~TemporaryDirectory() {
+    if (old_) {
+      ::setenv("TMPDIR", old_->c_str(), 1);
+    } else {
+      ::unsetenv("TMPDIR");
+    }
+  }
+  TemporaryDirectory(const TemporaryDirectory&) = delete;
+  TemporaryDirectory& operator=(const TemporaryDirectory&) = delete;
+
+ private:
+  std::optional<std::string> old_;
+};
 
 // A package is a zip with a compiled shared library in it, which the loader maps and runs. So a package is
 // loaded only when its bytes are those the build recorded (SHA-1, from CMake), and from a private copy of
@@ -97,6 +126,9 @@ class Package {
       }
     }
     try {
+      // The loader unpacks the package into a folder of its own under TMPDIR, and leaves it behind when
+      // it fails: made inside the private folder, it goes with it.
+      const TemporaryDirectory inside(private_dir_);
       loader_ = std::make_unique<torch::inductor::AOTIModelPackageLoader>(copy.string());
     } catch (const std::exception& e) {
       remove_private_dir();
@@ -166,7 +198,10 @@ struct Recorded {
     r.X = tensor("X"), r.Y = tensor("Y"), r.X1 = tensor("X1"), r.Y1 = tensor("Y1");
     r.X64 = tensor("X64"), r.Y64 = tensor("Y64"), r.X_fixed = tensor("X_fixed"),
     r.Y_fixed = tensor("Y_fixed");
-    for (const auto* X : {&r.X, &r.X1, &r.X64}) check_input(*X, eager_path.string());
+    for (const auto& [key, X] :
+         {std::pair<const char*, const torch::Tensor*>{"X", &r.X}, {"X1", &r.X1}, {"X64", &r.X64}})
+      check_input(*X, fmt::format("{}: '{}'", eager_path.string(), key));
+    check_input(r.X_fixed, fmt::format("{}: 'X_fixed'", eager_path.string()), kFixedBatch, kFixedBatch);
     return r;
   }
 };
