@@ -39,7 +39,9 @@ class Fields {
  public:
   Fields(const c10::IValue& value, std::string where, const fs::path& file)
       : where_(std::move(where)), file_(file) {
-    if (!value.isGenericDict()) fail(fmt::format("{} is a {}, not a dict", where_, python_kind(value)));
+    if (!value.isGenericDict())
+      fail(fmt::format("{} is a {}, not a dict", where_.empty() ? "the checkpoint" : where_,
+                       python_kind(value)));
     dict_ = value.toGenericDict();
     for (const auto& entry : dict_) {
       if (!entry.key().isString())

@@ -189,6 +189,13 @@ def with_zip64(data, locator_disks=1, record_size=44, disk=0, cd_disk=0, entries
     return data[:at] + z64 + locator + end
 
 
+def with_zip64_locator_offset(data, offset):
+    """A zip64 archive whose locator points at `offset` for its zip64 record."""
+    z = with_zip64(data)
+    at = z.rindex(struct.pack("<I", 0x07064B50))
+    return z[:at + 8] + struct.pack("<Q", offset) + z[at + 16:]
+
+
 def with_entry_field(data, offset, fmt, value):
     """The archive with one field of every central directory entry changed (offset within the entry)."""
     at, e = end_record(data)
@@ -419,6 +426,10 @@ def main(out, case, resume_case):
             ("entry_on_disk_65535", with_entry_field(base, 34, "<H", 0xFFFF), "on another disk"),
             ("entry_with_masked_local_header", with_entry_field(base, 8, "<H", 0x2000), "encrypted"),
             ("entry_strongly_encrypted", with_entry_field(base, 8, "<H", 0x0041), "encrypted"),
+            ("zip64_record_offset_past_the_file", with_zip64_locator_offset(base, 1 << 40), "damaged zip64 record"),
+            ("entry_signature_damaged", with_entry_field(base, 0, "<I", 0x02014B51), "directory is damaged"),
+            ("entry_local_header_past_the_file", with_entry_field(base, 42, "<I", 0x7FFFFFFF),
+             "lies outside the archive"),
             ("folder_name_of_511_bytes", torch_save_zip("a" * 511), "longer than the 511 bytes"),
             ("folder_name_of_60000_bytes", torch_save_zip("a" * 60000), "longer than the 511 bytes")]:
         raw(name, data)
