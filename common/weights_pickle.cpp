@@ -113,6 +113,9 @@ class Machine {
       case 'e': {  // APPENDS
         auto items = pop_mark(at);
         auto list = top(at);
+        // Python checks the target even when there is nothing to add ("Can only extend lists").
+        if (list->kind != Kind::kList)
+          error(at, fmt::format("APPENDS to a {}", Value::kind_name(list->kind)));
         for (auto& item : items) append(list, item, at);
         return;
       }

@@ -208,6 +208,13 @@ Value::Ptr Rebuilder::rebuild_tensor(const Value& args, size_t at) {
   const char* what = "_rebuild_tensor_v2";
   if (args.items.size() != 6 && args.items.size() != 7)
     values_.error(at, "_rebuild_tensor_v2 with a wrong number of arguments");
+  // 2.x's metadata: {'neg': ...} or {'conj': ...} makes a negated or conjugated view of the storage (1.13
+  // refuses a 7th argument). Only what 2.x skips (`if metadata:`) reads the same: None or an empty dict.
+  if (args.items.size() == 7 && args.items[6]->kind != Value::Kind::kNone &&
+      !(args.items[6]->kind == Value::Kind::kDict && args.items[6]->entries.empty()))
+    values_.error(at,
+                  "a tensor saved with a negative or conjugate bit (_rebuild_tensor_v2's metadata), which "
+                  "PyTorch 1.13 refuses and 2.x applies: resolve_neg()/resolve_conj() it before saving");
   const auto& storage = arg(values_, args, 0, Value::Kind::kStorage, what, at);
   const int64_t offset = arg(values_, args, 1, Value::Kind::kInt, what, at).integer;
   auto sizes = int_tuple(values_, *args.items[2], "a tensor's size", at);

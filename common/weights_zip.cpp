@@ -197,10 +197,16 @@ Record read_entry(const Source& source, uint64_t& at, const ZipEnd& end, std::st
   std::string entry(reinterpret_cast<const char*>(variable.data()), nlen);
   const std::string shown = printable(entry);
   // zip64: the sizes and offset that do not fit in 32 bits follow in extra field 0x0001, in this order.
-  for (size_t e = 0; e + 4 <= elen;) {
+  // miniz walks the extra fields when a size or the offset says 0xFFFFFFFF, and refuses the file when a
+  // field runs past the extra data: so does this reader.
+  const bool needs_zip64 = csize == 0xFFFFFFFFu || usize == 0xFFFFFFFFu || offset == 0xFFFFFFFFu;
+  for (size_t e = 0; e < elen;) {
     const unsigned char* x = variable.data() + nlen + e;
-    const size_t xlen = le16(x + 2);
-    if (e + 4 + xlen > elen) break;
+    const size_t xlen = e + 4 <= elen ? le16(x + 2) : 0;
+    if (e + 4 > elen || e + 4 + xlen > elen) {
+      if (needs_zip64) fail(fmt::format("not a valid model file: entry {} has a damaged extra field", shown));
+      break;
+    }
     if (le16(x) == 0x0001) {
       size_t q = 4;
       for (uint64_t* field : {&usize, &csize, &offset}) {

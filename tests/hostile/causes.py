@@ -196,6 +196,26 @@ def with_zip64_locator_offset(data, offset):
     return z[:at + 8] + struct.pack("<Q", offset) + z[at + 16:]
 
 
+def zip64_extra_field_past_its_end(data):
+    """The archive with its last entry's sizes at 0xFFFFFFFF (in zip64's extra field) and an extra field
+    whose length runs past the extra data. The entry is the last in the directory, so the other entries
+    keep their places."""
+    at, e = end_record(data)
+    p, last = e[6], None
+    while p < at:
+        n, x, c = struct.unpack("<HHH", data[p + 28:p + 34])
+        last = p
+        p += 46 + n + x + c
+    n, x, c = struct.unpack("<HHH", data[last + 28:last + 34])
+    header = bytearray(data[last:last + 46 + n])
+    struct.pack_into("<II", header, 20, 0xFFFFFFFF, 0xFFFFFFFF)
+    extra = struct.pack("<HH", 0x0001, 40) + b"\0" * 16  # says 40 bytes, holds 16
+    struct.pack_into("<H", header, 30, len(extra))
+    directory = data[e[6]:last] + bytes(header) + extra
+    e[5] = len(directory)
+    return data[:e[6]] + directory + struct.pack("<IHHHHIIH", *e)
+
+
 def with_entry_field(data, offset, fmt, value):
     """The archive with one field of every central directory entry changed (offset within the entry)."""
     at, e = end_record(data)
@@ -430,6 +450,7 @@ def main(out, case, resume_case):
             ("entry_signature_damaged", with_entry_field(base, 0, "<I", 0x02014B51), "directory is damaged"),
             ("entry_local_header_past_the_file", with_entry_field(base, 42, "<I", 0x7FFFFFFF),
              "lies outside the archive"),
+            ("entry_zip64_extra_field_past_its_end", zip64_extra_field_past_its_end(base), "damaged extra field"),
             ("folder_name_of_511_bytes", torch_save_zip("a" * 511), "longer than the 511 bytes"),
             ("folder_name_of_60000_bytes", torch_save_zip("a" * 60000), "longer than the 511 bytes")]:
         raw(name, data)
@@ -454,6 +475,15 @@ def main(out, case, resume_case):
          PROTO + module_object([(s("weight"), good)]).replace(b")\x81", b")R") + b".",
          records={"data/0": b"\0" * 16, **torchscript(tensors=["weight"])})
     resume_case("newobj_rebuild_tensor", PROTO + pdict((s("rng_state"), good[:-1] + b"\x81")) + b".")
+    # 2.x's seventh argument of _rebuild_tensor_v2 sets a view's negative or conjugate bit (1.13 refuses any
+    # seventh argument): refused, but for the None and {} that 2.x skips. And APPENDS checks its target
+    # even with nothing to append, as Python does.
+    for name, metadata in {"neg": pdict((s("neg"), b"\x88")), "conj": pdict((s("conj"), b"\x88")),
+                           "an_int": integer(1)}.items():
+        case("tensor_metadata_" + name, "negative or conjugate bit",
+             PROTO + pdict((s("w"), good[:-2] + metadata + b"tR")) + b".")
+    for name, target in {"dict": b"}", "ordered_dict": od_reduce, "tuple": b")"}.items():
+        case("appends_of_nothing_to_a_" + name, "APPENDS to a", PROTO + target + b"(e.")
 
     # 7 (continued). A checkpoint's settings are input too: each within the range its option accepts.
     def checkpoint(**settings):
