@@ -475,7 +475,18 @@ inline int start_all_ranks(const common::Options& options, const Settings& s, in
     fmt::print("13_distributed: all {} ranks finished\n", world_size);
     return 0;
   }
-  const std::string first = ended.errors.empty() ? "" : ended.errors.front().substr(7);
+  // A rank that refuses closes its connections as it ends, before its error line is out; the others then
+  // fail on those connections (Gloo's "Connection reset by peer", or "lost rank k" once they have looked),
+  // and may say so first. Their lines follow from the cause: the first line that is not one of them is it.
+  const auto follows = [](const std::string& line) {
+    return line.find(": lost rank ") != std::string::npos || line.find("gloo") != std::string::npos ||
+           line.find("Connection reset by peer") != std::string::npos ||
+           line.find("Connection closed by peer") != std::string::npos;
+  };
+  auto cause =
+      std::find_if(ended.errors.begin(), ended.errors.end(), [&](const auto& e) { return !follows(e); });
+  if (cause == ended.errors.end()) cause = ended.errors.begin();
+  const std::string first = cause == ended.errors.end() ? "" : cause->substr(7);
   if (!killed.empty()) {
     common::print_error(
         fmt::format("{}{}{}", fmt::join(killed, "; "), first.empty() ? "" : "; then ", first));
