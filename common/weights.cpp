@@ -190,9 +190,11 @@ void WeightsFile::parse() {
     records_ = read_directory(*source_, *budget_, fail);
     storages_ = std::make_shared<std::vector<std::vector<Piece>>>(records_.size());
     std::unordered_map<std::string, size_t> by_name;
-    for (size_t i = 0; i < records_.size(); ++i) by_name.emplace(records_[i].name, i);
+    // By name as PyTorch finds a record: whatever its ASCII case (read_directory refuses two names that
+    // differ only in case).
+    for (size_t i = 0; i < records_.size(); ++i) by_name.emplace(folded(records_[i].name), i);
     const auto find = [&](const std::string& name) -> std::optional<size_t> {
-      const auto found = by_name.find(name);
+      const auto found = by_name.find(folded(name));
       return found == by_name.end() ? std::nullopt : std::optional<size_t>(found->second);
     };
     format_ = find("constants.pkl") ? "torch::save (TorchScript archive)" : "torch.save";

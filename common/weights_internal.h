@@ -36,6 +36,8 @@ inline constexpr uint32_t kZip64LocatorSignature = 0x07064b50;
 inline constexpr size_t kMaxFolderName = 512;
 
 // --- weights_zip.cpp ---------------------------------------------------------------------------------
+// A record's name as miniz compares names, whatever their ASCII case (MZ_TOLOWER).
+std::string folded(std::string name);
 std::shared_ptr<Source> fd_source(int fd, uint64_t size, std::string name);
 std::shared_ptr<Source> bytes_source(std::string bytes);
 // The archive's records, names without the archive's folder. The end record is the one PyTorch's reader

@@ -197,6 +197,10 @@ Record read_entry(const Source& source, uint64_t& at, const ZipEnd& end, std::st
   std::string entry(reinterpret_cast<const char*>(variable.data()), nlen);
   const std::string shown = printable(entry);
   // zip64: the sizes and offset that do not fit in 32 bits follow in extra field 0x0001, in this order.
+  // PyTorch 1.13's miniz checks the local header's offset as the directory gives it, before any zip64
+  // field: (offset + 30 + comp_size > archive_size) refuses the file there, where 2.6 reads on.
+  if (csize != 0xFFFFFFFFu && offset + 30 + csize > source.size())
+    fail(fmt::format("not a valid model file: entry {} lies outside the archive", shown));
   // miniz walks the extra fields when a size or the offset says 0xFFFFFFFF, and refuses the file when a
   // field runs past the extra data: so does this reader.
   const bool needs_zip64 = csize == 0xFFFFFFFFu || usize == 0xFFFFFFFFu || offset == 0xFFFFFFFFu;
@@ -220,21 +224,34 @@ Record read_entry(const Source& source, uint64_t& at, const ZipEnd& end, std::st
     e += 4 + xlen;
   }
   // Encrypted (bit 0), strongly encrypted (bit 6), or with its local header masked (bit 13): miniz refuses
-  // the last when it reads the directory and the others when it reads the record.
+  // the last when it reads the directory and the others when it reads the record; and so it refuses
+  // compressed patched data (bit 5).
   if ((flags & 0x2041) != 0) fail(fmt::format("not a model file: entry {} is encrypted", shown));
+  if ((flags & 0x20) != 0) fail(fmt::format("not a model file: entry {} is compressed patched data", shown));
+  // (decomp_size && !comp_size), on the sizes as given.
+  if (usize != 0 && csize == 0)
+    fail(fmt::format("not a valid model file: entry {} has damaged sizes", shown));
   // (disk_index == MZ_UINT16_MAX) || ((disk_index != num_this_disk) && (disk_index != 1)): this reader
   // takes disk 0 only.
   if (le16(h + 34) != 0) fail(fmt::format("not a valid model file: entry {} is on another disk", shown));
   const auto slash = entry.find('/');
   if (slash == std::string::npos || slash == 0)
     fail(fmt::format("not a model file: entry {} is outside the archive's folder", shown));
-  // PyTorch finds the archive's folder in the first entry's name as miniz gives it, cut to 511 bytes: a
-  // longer folder name has no '/' there, and PyTorch refuses the file.
+  // PyTorch takes the folder from the first name, then compares every name, as miniz gives it cut to 511
+  // bytes, with the folder and its '/': a folder of 511 bytes or more never matches, and PyTorch refuses
+  // the file ("not in a subdirectory").
   if (prefix.empty() && slash >= kMaxFolderName - 1)
-    fail(
-        fmt::format("not a model file: entry {} is in a folder whose name is longer than the {} bytes "
-                    "PyTorch reads",
-                    shown, kMaxFolderName - 1));
+    fail(fmt::format(
+        "not a model file: entry {} is in a folder whose name and '/' take more than the {} bytes of a name "
+        "PyTorch reads",
+        shown, kMaxFolderName - 1));
+  // miniz finds a name by strlen: a name with a NUL in it is found by its part before the NUL.
+  if (entry.find('\0') != std::string::npos)
+    fail(fmt::format("not a valid model file: entry {} has a NUL byte in its name", shown));
+  // Marked as a folder (MS-DOS attribute 0x10): miniz reads nothing from it, and PyTorch leaves the
+  // tensor's memory as it was.
+  if ((le32(h + 38) & 0x10) != 0)
+    fail(fmt::format("not a valid model file: entry {} is marked as a folder", shown));
   const bool code = entry.compare(slash + 1, 5, "code/") == 0;
   const bool deflated = method == 8 && code;
   if (!deflated && (method != 0 || csize != usize)) {
@@ -246,7 +263,10 @@ Record read_entry(const Source& source, uint64_t& at, const ZipEnd& end, std::st
   if (prefix.empty()) prefix = entry.substr(0, slash + 1);
   if (entry.compare(0, prefix.size(), prefix) != 0)
     fail(fmt::format("not a model file: entry {} is outside folder {}", shown, printable(prefix)));
-  if (!names.insert(entry).second) fail(fmt::format("not a valid model file: entry {} appears twice", shown));
+  // miniz finds names whatever their ASCII case: "data/0" and "DATA/0" are one name to PyTorch.
+  if (!names.insert(folded(entry)).second)
+    fail(fmt::format(
+        "not a valid model file: entry {} appears twice (letter case aside, as PyTorch finds names)", shown));
 
   // The local header gives where the data starts; both headers must name the same entry.
   unsigned char local[30];
@@ -283,6 +303,12 @@ bool inflate_exactly(const std::string& packed, std::string& out) {
 }
 
 }  // namespace
+
+std::string folded(std::string name) {
+  for (auto& c : name)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return name;
+}
 
 std::shared_ptr<Source> fd_source(int fd, uint64_t size, std::string name) {
   return std::make_shared<FdSource>(fd, size, std::move(name));

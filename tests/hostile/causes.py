@@ -163,6 +163,19 @@ def torch_save_zip(folder="archive"):
     return buf.getvalue()
 
 
+def torch_save_zip_with_names(renamed=None, values=None, extra=None):
+    """torch_save_zip's archive with records renamed ({old: new}), given other bytes ({name: bytes}), and
+    records added ({name: bytes}), in that order."""
+    import io
+    renamed, values, extra = renamed or {}, values or {}, extra or {}
+    records = [("data.pkl", PROTO + pdict((s("w"), tensor())) + b"."), ("data/0", b"\0" * 16), ("version", b"3\n")]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in [(renamed.get(n, n), d) for n, d in records] + list(extra.items()):
+            z.writestr(zipfile.ZipInfo("archive/" + name), values.get(name, data))
+    return buf.getvalue()
+
+
 def end_record(data):
     at = data.rindex(struct.pack("<I", 0x06054B50))
     return at, list(struct.unpack("<IHHHHIIH", data[at:at + 22]))
@@ -451,8 +464,19 @@ def main(out, case, resume_case):
             ("entry_local_header_past_the_file", with_entry_field(base, 42, "<I", 0x7FFFFFFF),
              "lies outside the archive"),
             ("entry_zip64_extra_field_past_its_end", zip64_extra_field_past_its_end(base), "damaged extra field"),
-            ("folder_name_of_511_bytes", torch_save_zip("a" * 511), "longer than the 511 bytes"),
-            ("folder_name_of_60000_bytes", torch_save_zip("a" * 60000), "longer than the 511 bytes")]:
+            ("folder_name_of_511_bytes", torch_save_zip("a" * 511), "more than the 511 bytes"),
+            ("folder_name_of_60000_bytes", torch_save_zip("a" * 60000), "more than the 511 bytes"),
+            ("entry_with_compressed_patched_data", with_entry_field(base, 8, "<H", 0x0020), "patched data"),
+            ("entry_marked_as_a_folder", with_entry_field(base, 38, "<I", 0x10), "marked as a folder"),
+            ("entry_local_header_past_the_file_by_its_offset_field",
+             with_entry_field(with_entry_field(base, 42, "<I", len(base) - 40), 20, "<I", 16), "outside the archive"),
+            # Python's zipfile cuts a name at a NUL: the bytes are changed after it wrote them.
+            ("folder_name_with_a_nul", base.replace(b"archive/", b"arc\0ive/"), "NUL byte"),
+            ("byteorder_big_only_in_capitals", torch_save_zip_with_names(extra={"BYTEORDER": b"big"}), "big-endian"),
+            ("two_names_differing_in_case", torch_save_zip_with_names(extra={"DATA/0": b"\1" * 16}), "appears twice"),
+            ("version_only_in_capitals_says_99",
+             torch_save_zip_with_names({"version": ".DATA/VERSION"}, values={".DATA/VERSION": b"99\n"},
+                                       extra={"version": b"3\n"}), "archive version '99")]:
         raw(name, data)
         case(name, expected, None)
 
