@@ -468,6 +468,7 @@ def main(out, case, resume_case):
             ("folder_name_of_60000_bytes", torch_save_zip("a" * 60000), "more than the 511 bytes"),
             ("entry_with_compressed_patched_data", with_entry_field(base, 8, "<H", 0x0020), "patched data"),
             ("entry_marked_as_a_folder", with_entry_field(base, 38, "<I", 0x10), "marked as a folder"),
+            ("entry_sizes_say_nothing_was_stored", with_entry_field(base, 20, "<I", 0), "damaged sizes"),
             ("entry_local_header_past_the_file_by_its_offset_field",
              with_entry_field(with_entry_field(base, 42, "<I", len(base) - 40), 20, "<I", 16), "outside the archive"),
             # Python's zipfile cuts a name at a NUL: the bytes are changed after it wrote them.
