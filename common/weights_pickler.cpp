@@ -160,9 +160,10 @@ class Pickler {
   }
 
   void save(const c10::IValue& v, std::vector<torch::Tensor>& storages) {
-    // A container met again is fetched from the memo, as Python's pickler does for an object it has
-    // written: shared values stay shared, and a value reached by 2^60 paths is written once.
-    const bool container = v.isTuple() || v.isList() || v.isGenericDict();
+    // A container or a string met again (the same object, as Python's pickler keys its memo by id) is
+    // fetched from the memo: shared values stay shared, a value reached by 2^60 paths is written once, and
+    // a string read once and referenced 100,000 times is written once.
+    const bool container = v.isTuple() || v.isList() || v.isGenericDict() || v.isString();
     if (container) {
       if (const auto found = containers_.find(v.internalToPointer()); found != containers_.end())
         return get(found->second);
@@ -180,6 +181,7 @@ class Pickler {
       out_.push_back('G');
       for (int i = 7; i >= 0; --i) out_.push_back(static_cast<char>((bits >> (8 * i)) & 0xFF));
     } else if (v.isString()) {
+      containers_[v.internalToPointer()] = next_;
       string(v.toStringRef());
     } else if (v.isTensor()) {
       tensor(v.toTensor(), storages);
