@@ -232,19 +232,24 @@ bool WeightsFile::declares(const std::string& attribute, bool module) const {
 
 void WeightsFile::verify(const std::vector<const TensorRef*>& refs) const {
   std::unordered_set<size_t> done;
-  std::vector<char> slice(1 << 20);
   for (const auto* ref : refs) {
     if (!done.insert(ref->record).second || !(*storages_)[ref->record].empty()) continue;
-    const auto& r = records_.at(ref->record);
-    uint32_t crc = 0;
-    for (uint64_t at = 0; at < r.size; at += slice.size()) {
-      const auto n = static_cast<size_t>(std::min<uint64_t>(slice.size(), r.size - at));
-      source_->read(r.offset + at, slice.data(), n);
-      crc = crc32(crc, slice.data(), n);
-    }
-    if (crc != r.crc)
-      fail(fmt::format("not a valid model file: entry {} is damaged (CRC error)", printable(r.name)));
+    stream(records_.at(ref->record), {});
   }
+}
+
+void WeightsFile::stream(const Record& r,
+                         const std::function<void(uint64_t at, const char* bytes, size_t n)>& visit) const {
+  std::vector<char> slice(1 << 20);
+  uint32_t crc = 0;
+  for (uint64_t at = 0; at < r.size; at += slice.size()) {
+    const auto n = static_cast<size_t>(std::min<uint64_t>(slice.size(), r.size - at));
+    source_->read(r.offset + at, slice.data(), n);
+    crc = crc32(crc, slice.data(), n);
+    if (visit) visit(at, slice.data(), n);
+  }
+  if (crc != r.crc)
+    fail(fmt::format("not a valid model file: entry {} is damaged (CRC error)", printable(r.name)));
 }
 
 void WeightsFile::read_into(const TensorRef& ref, torch::Tensor& target) const {
@@ -335,28 +340,22 @@ void WeightsFile::read_storage(const TensorRef& ref) const {
   out.reserve(parts.size());
   for (const auto& [first, last] : parts)
     out.push_back({first, torch::empty({last - first}, torch::TensorOptions().dtype(ref.dtype))});
-  uint32_t crc = 0;
   if (out.size() == 1 && out[0].first == 0 && out[0].data.nbytes() == r.size) {
     source_->read(r.offset, out[0].data.data_ptr(), static_cast<size_t>(r.size));
-    crc = crc32(0, out[0].data.data_ptr(), static_cast<size_t>(r.size));
+    if (crc32(0, out[0].data.data_ptr(), static_cast<size_t>(r.size)) != r.crc)
+      fail(fmt::format("not a valid model file: entry {} is damaged (CRC error)", printable(r.name)));
   } else {
-    std::vector<char> slice(1 << 20);
-    for (uint64_t at = 0; at < r.size; at += slice.size()) {
-      const auto n = static_cast<size_t>(std::min<uint64_t>(slice.size(), r.size - at));
-      source_->read(r.offset + at, slice.data(), n);
-      crc = crc32(crc, slice.data(), n);
+    stream(r, [&](uint64_t at, const char* bytes, size_t n) {
       for (auto& piece : out) {
         const uint64_t begin = static_cast<uint64_t>(piece.first) * element;
         const uint64_t from = std::max(at, begin);
         const uint64_t to = std::min<uint64_t>(at + n, begin + piece.data.nbytes());
         if (from < to)
-          std::memcpy(static_cast<char*>(piece.data.data_ptr()) + (from - begin), slice.data() + (from - at),
+          std::memcpy(static_cast<char*>(piece.data.data_ptr()) + (from - begin), bytes + (from - at),
                       to - from);
       }
-    }
+    });
   }
-  if (crc != r.crc)
-    fail(fmt::format("not a valid model file: entry {} is damaged (CRC error)", printable(r.name)));
   (*storages_)[ref.record] = std::move(out);
 }
 

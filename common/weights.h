@@ -20,6 +20,7 @@
 // builds or visits is drawn from one Budget, shared values counted once.
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -182,6 +183,9 @@ class WeightsFile {
   };
   const std::vector<Reached>& reached() const;
   void read_storage(const TensorRef& ref) const;
+  // Reads a record in slices through its CRC, giving each slice to `visit` (if any); refuses a wrong CRC.
+  void stream(const Record& r,
+              const std::function<void(uint64_t at, const char* bytes, size_t n)>& visit) const;
   const Piece& piece(const TensorRef& ref) const;
 
   std::shared_ptr<std::vector<std::vector<Piece>>> storages_;  // by record, filled as they are first read
