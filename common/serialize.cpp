@@ -11,6 +11,7 @@
 #include "common/files.h"
 #include "common/lesson.h"
 #include "common/print.h"
+#include "common/safetensors.h"
 #include "common/weights.h"
 
 namespace common {
@@ -209,12 +210,42 @@ void save_for_python(const c10::IValue& value, const fs::path& path) {
 }
 
 StateDict read_state_dict(std::string_view bytes, const std::string& name) {
-  return naming(name,
-                [&] { return materialize(weights::WeightsFile::from_bytes(std::string(bytes), name)); });
+  return naming(name, [&] {
+    switch (safetensors::sniff(bytes)) {
+      case safetensors::Format::kZip:
+        break;
+      case safetensors::Format::kSafetensorsIndex:
+        throw weights::FileError(
+            fmt::format("{}: a sharded safetensors index is read from its path, beside "
+                        "its shards",
+                        name));
+      case safetensors::Format::kSafetensors: {
+        const auto file = safetensors::File::from_bytes(std::string(bytes), name);
+        StateDict state;
+        for (const auto& info : file.tensors()) state.emplace_back(info.name, file.read(info));
+        return state;
+      }
+    }
+    return materialize(weights::WeightsFile::from_bytes(std::string(bytes), name));
+  });
 }
 
+namespace {
+// A safetensors file or index, told from a zip by its first bytes, never by its name.
+bool is_safetensors(const fs::path& path) {
+  const auto format = safetensors::sniff(path);
+  return format == safetensors::Format::kSafetensors || format == safetensors::Format::kSafetensorsIndex;
+}
+}  // namespace
+
 StateDict read_state_dict(const fs::path& path) {
-  return naming(path.string(), [&] { return materialize(weights::WeightsFile::open(path)); });
+  return naming(path.string(), [&] {
+    if (!is_safetensors(path)) return materialize(weights::WeightsFile::open(path));
+    const auto checkpoint = safetensors::Checkpoint::open(path);
+    StateDict state;
+    for (const auto& [name, at] : checkpoint.entries()) state.emplace_back(name, at.file->read(*at.info));
+    return state;
+  });
 }
 
 c10::IValue read_value(const fs::path& path) {
@@ -250,7 +281,28 @@ void load_state_dict(torch::nn::Module& module, const StateDict& state, const st
 }
 
 namespace {
+// No checksum to verify: the file's description is checked against the module, then each tensor's bytes
+// are read straight into its parameter.
+void load_checked_safetensors(torch::nn::Module& module, const fs::path& path) {
+  const auto checkpoint = safetensors::Checkpoint::open(path);
+  std::vector<Described> given;
+  std::map<std::string, safetensors::Checkpoint::Entry> by_key;
+  for (const auto& [key, at] : checkpoint.entries()) {
+    given.push_back({key, at.info->shape, at.info->dtype});
+    by_key.emplace(key, at);
+  }
+  const StateDict expected = state_dict(module);
+  check_fits(expected, given, path.string());
+  torch::NoGradGuard no_grad;
+  for (const auto& [key, tensor] : expected) {
+    auto target = tensor;
+    const auto& at = by_key.at(key);
+    at.file->read_into(*at.info, target);
+  }
+}
+
 void load_checked(torch::nn::Module& module, const fs::path& path) {
+  if (is_safetensors(path)) return load_checked_safetensors(module, path);
   const auto file = weights::WeightsFile::open(path);
   const auto entries = weights::tensor_entries(file, file.root());
   std::vector<Described> given;

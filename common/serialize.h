@@ -41,8 +41,9 @@ void save_state_dict(const torch::nn::Module& module, const std::filesystem::pat
 void save_for_python(const c10::IValue& value, const std::filesystem::path& path);
 
 // Reads a state dict from a torch.save file (a dict or OrderedDict of tensors, as Python and
-// save_state_dict write it) or from a LibTorch torch::save archive of a module, as data only: nothing in
-// the file is run. Throws std::runtime_error naming the file and what is wrong.
+// save_state_dict write it), from a LibTorch torch::save archive of a module, or from a safetensors file
+// or sharded index (common/safetensors.h), told apart by their first bytes, as data only: nothing in the
+// file is run. Throws std::runtime_error naming the file and what is wrong.
 StateDict read_state_dict(const std::filesystem::path& path);
 // The same from bytes in memory; `name` is what errors call them.
 StateDict read_state_dict(std::string_view bytes, const std::string& name);
@@ -60,7 +61,8 @@ void check_state_dict(const torch::nn::Module& module, const StateDict& state, c
 // both shapes, and on any error the module is left exactly as it was.
 void load_state_dict(torch::nn::Module& module, const StateDict& state, const std::string& source);
 // The same from a file, read straight into the module's parameters and buffers once the file has been
-// checked against the module and its CRCs verified: one copy, no intermediate tensors.
+// checked against the module and its CRCs verified (safetensors has none): one copy, no intermediate
+// tensors.
 void load_state_dict(torch::nn::Module& module, const std::filesystem::path& path);
 
 // torch::save(value, path) (LibTorch's own format, for LibTorch's own torch::load), serialised in memory

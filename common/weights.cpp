@@ -89,7 +89,7 @@ WeightsFile::WeightsFile(std::shared_ptr<Source> source, std::string name, uint6
 
 void WeightsFile::fail(const std::string& what) const { throw FileError(fmt::format("{}: {}", name_, what)); }
 
-WeightsFile WeightsFile::open(const fs::path& path, uint64_t budget_bytes) {
+std::shared_ptr<Source> open_source(const fs::path& path) {
   const std::string name = path.string();
   // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below.
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -109,7 +109,11 @@ WeightsFile WeightsFile::open(const fs::path& path, uint64_t budget_bytes) {
                                                                         : "not a regular file";
     throw FileError(fmt::format("{} is {}, not a file; give the path of a saved model file", name, what));
   }
-  WeightsFile file(fd_source(fd, static_cast<uint64_t>(info.st_size), name), name, budget_bytes);
+  return fd_source(fd, static_cast<uint64_t>(info.st_size), name);
+}
+
+WeightsFile WeightsFile::open(const fs::path& path, uint64_t budget_bytes) {
+  WeightsFile file(open_source(path), path.string(), budget_bytes);
   file.parse();
   return file;
 }

@@ -40,6 +40,9 @@ inline constexpr size_t kMaxFolderName = 512;
 std::string folded(std::string name);
 std::shared_ptr<Source> fd_source(int fd, uint64_t size, std::string name);
 std::shared_ptr<Source> bytes_source(std::string bytes);
+// --- weights.cpp ---------------------------------------------------------------------------------------
+// A regular file, opened for pread: a FIFO, a device or a folder is refused before it is read.
+std::shared_ptr<Source> open_source(const std::filesystem::path& path);
 // The archive's records, names without the archive's folder. The end record is the one PyTorch's reader
 // (miniz) takes, the last signature in the file; its directory is read entry by entry, so nothing is
 // allocated for what the end record claims.

@@ -6,7 +6,10 @@
 #   export     lessons, and Python's PyTorch with a C++ compiler for AOTInductor (lesson 14's packages)
 #   test       the default: also the tests, the Python reference, benchmarks and style tools (scripts/test.sh)
 #   companion  test, and what scripts/companion.sh needs
+# The test sets also make .venv (git-ignored): Debian's Python and PyTorch, plus safetensors from PyPI,
+# the one package of the Python reference that Debian does not carry.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 list_only=0
 if [ "${1:-}" = --list ]; then list_only=1; shift; fi
@@ -38,6 +41,7 @@ if [ "$set_name" = test ] || [ "$set_name" = companion ]; then
     build-essential git libgtest-dev libbenchmark-dev
     python3 python3-torch # the reference implementation for the parity and interop tests
     python3-setuptools    # torch.utils.benchmark (scripts/bench-vs-python) imports it
+    python3-venv          # .venv, which adds safetensors from PyPI to Debian's Python and PyTorch
     python3-matplotlib    # lesson 07's Python twin draws the weight histograms
     libjemalloc-dev libmimalloc-dev  # the allocators scripts/bench-allocators compares with glibc's
     clang-format clang-tidy libclang-rt-dev
@@ -54,6 +58,21 @@ if [ "$list_only" = 1 ]; then
   exit 0
 fi
 
+# safetensors for the parity, interop and hostile-file tests, pinned: the writer's bytes are compared
+# with its own. Without PyPI the tests that need it are skipped, and say so.
+safetensors_version=0.8.0
+python_packages() {
+  [ "$set_name" = test ] || [ "$set_name" = companion ] || return 0
+  if .venv/bin/python -c "import torch, safetensors; assert safetensors.__version__ == '$safetensors_version'" 2>/dev/null; then
+    return 0
+  fi
+  echo "install-deps: making .venv with safetensors $safetensors_version from PyPI"
+  if ! { /usr/bin/python3 -m venv --system-site-packages .venv &&
+         .venv/bin/pip install -q --disable-pip-version-check "safetensors==$safetensors_version"; }; then
+    echo "warning: could not install safetensors from PyPI into .venv; the tests that compare with it will be skipped" >&2
+  fi
+}
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -61,6 +80,7 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: everything is already installed"
+  python_packages
   exit 0
 fi
 
@@ -74,3 +94,4 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -q
 $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+python_packages

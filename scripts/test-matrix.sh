@@ -81,9 +81,9 @@ for config in "${configs[@]}"; do
       ;;
     pip)
       venv=.venv-pip
-      if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import torch, matplotlib' 2>/dev/null; then
+      if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import torch, matplotlib, safetensors' 2>/dev/null; then
         echo "test-matrix: installing the newest torch from PyPI into $venv (a few GB, once)"
-        python3 -m venv "$venv" && "$venv/bin/pip" install -q --upgrade pip && "$venv/bin/pip" install -q torch numpy matplotlib ||
+        python3 -m venv "$venv" && "$venv/bin/pip" install -q --upgrade pip && "$venv/bin/pip" install -q torch numpy matplotlib safetensors ||
           { echo "error: pip could not install torch" >&2; status=1; continue; }
       fi
       # The torch package's own folder first: TorchConfig.cmake looks for libtorch.so under the prefixes

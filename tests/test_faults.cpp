@@ -24,6 +24,7 @@
 #include "common/checkpoint.h"
 #include "common/compat.h"
 #include "common/lesson.h"
+#include "common/safetensors.h"
 #include "common/serialize.h"
 #include "lessons/11_checkpoints/checkpoints.h"
 #include "tests/testing.h"
@@ -100,18 +101,21 @@ TEST(Faults, CheckpointsOnAFullDiskExitTwoAndKeepTheGoodCheckpoints) {
                      "--device cpu --epochs 2 --examples 512 --checkpoint-every 5 --resume"));
 }
 
-TEST(Faults, AFileTruncatedWhileItLoadsIsAnErrorNotASignal) {
-  // 25 million parameters (100 MB): loading takes tens of milliseconds, and a second process truncates
-  // the file at several moments during it. A mapped file would end this process with SIGBUS; read with
-  // pread, the load either finishes first or fails with an error that names the file.
+namespace {
+
+// 25 million parameters (100 MB): loading takes tens of milliseconds, and a second process truncates the
+// file at several moments during it. A mapped file would end this process with SIGBUS; read with pread,
+// the load either finishes first or fails with an error that names the file.
+void expect_truncation_is_an_error(
+    const std::string& name, const std::function<void(const torch::nn::Module&, const fs::path&)>& save) {
   struct Big : torch::nn::Module {
     Big() { register_parameter("w", torch::rand({5000, 5000})); }
   };
   Big saved;
   int errors = 0;
   for (const int delay_us : {0, 2000, 5000, 10000, 20000, 40000}) {
-    const auto path = testing_mp::fresh_dir() / "big.params";
-    common::save_state_dict(saved, path);
+    const auto path = testing_mp::fresh_dir() / name;
+    save(saved, path);
     Big target;
     const pid_t child = fork();
     ASSERT_GE(child, 0);
@@ -131,6 +135,20 @@ TEST(Faults, AFileTruncatedWhileItLoadsIsAnErrorNotASignal) {
     waitpid(child, &status, 0);
   }
   EXPECT_GT(errors, 0) << "no truncation landed before the load ended; the check proved nothing";
+}
+
+}  // namespace
+
+TEST(Faults, AFileTruncatedWhileItLoadsIsAnErrorNotASignal) {
+  expect_truncation_is_an_error("big.params", [](const torch::nn::Module& module, const fs::path& path) {
+    common::save_state_dict(module, path);
+  });
+}
+
+TEST(Faults, ASafetensorsFileTruncatedWhileItLoadsIsAnErrorNotASignal) {
+  expect_truncation_is_an_error("big.safetensors", [](const torch::nn::Module& module, const fs::path& path) {
+    common::safetensors::save_file(common::state_dict(module), path);
+  });
 }
 
 TEST(Faults, AHugeSparseFileIsRefusedWithinSeconds) {

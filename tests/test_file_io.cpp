@@ -15,6 +15,7 @@
 
 namespace fs = std::filesystem;
 using testing_mp::tensors_close;
+using testing_mp::load_error;
 using testing_mp::tensors_equal;
 
 namespace {
@@ -46,16 +47,6 @@ void expect_unchanged(const torch::nn::Module& module, const std::vector<torch::
   ASSERT_EQ(after.size(), before.size());
   for (size_t i = 0; i < before.size(); ++i)
     EXPECT_TRUE(tensors_equal(after[i], before[i])) << "parameter " << i;
-}
-
-// The error message of load_state_dict(module, path), or "" when it succeeded.
-std::string load_error(torch::nn::Module& module, const fs::path& path) {
-  try {
-    common::load_state_dict(module, path);
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace

@@ -33,7 +33,7 @@ TEST_P(FuzzCorpus, ReadsOrFailsCleanly) {
 
 std::vector<std::string> corpus_files() {
   std::vector<std::string> files;
-  for (const char* dir : {"corpus", "corpus_pickle", "regressions"}) {
+  for (const char* dir : {"corpus", "corpus_pickle", "corpus_safetensors", "regressions"}) {
     for (const auto& entry : fs::directory_iterator(fs::path(MP_SOURCE_DIR) / "tests" / "fuzz" / dir)) {
       if (entry.is_regular_file() && entry.path().filename() != "README.md")
         files.push_back(entry.path().string());

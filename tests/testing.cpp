@@ -277,4 +277,13 @@ pid_t child_of(pid_t parent, const std::function<bool(const std::string&, const 
   return 0;
 }
 
+std::string load_error(torch::nn::Module& module, const std::filesystem::path& path) {
+  try {
+    common::load_state_dict(module, path);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
 }  // namespace testing_mp

@@ -117,6 +117,9 @@ void plant(const std::filesystem::path& from, const std::filesystem::path& to, c
 pid_t child_of(pid_t parent,
                const std::function<bool(const std::string& cmdline, const std::string& environ)>& match);
 
+// The error of common::load_state_dict(module, path), or "" when it loaded.
+std::string load_error(torch::nn::Module& module, const std::filesystem::path& path);
+
 // The python3 that has Debian's python3-torch, or an empty string (then tests that need it skip).
 std::string python_with_torch();
 

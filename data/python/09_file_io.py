@@ -4,7 +4,7 @@ import tempfile
 
 import torch
 
-from parity import options, show
+from parity import options, same_bytes, show
 
 torch.manual_seed(options.seed)
 os.chdir(tempfile.mkdtemp())  # the notebook writes its files into the working folder
@@ -66,6 +66,18 @@ clone.eval()
 Y_clone = clone(X)
 print(Y_clone == Y)
 show("torch.equal(Y_clone, Y)", torch.equal(Y_clone, Y))
+
+# %% Más allá: safetensors
+# A safetensors file is a header (names, dtypes, shapes) and the bytes: nothing in it runs, and the
+# Hugging Face hub, diffusers and vLLM read it. It has no checksum: a flipped bit loads as a wrong value.
+from safetensors.torch import load_file, save_file
+
+save_file(net.state_dict(), 'mlp.safetensors')
+clone2 = MLP()
+clone2.load_state_dict(load_file('mlp.safetensors'))
+clone2.eval()
+show("torch.equal(clone2(X), Y)", torch.equal(clone2(X), Y))
+same_bytes('mlp.safetensors')  # the C++ lesson's file holds the same bytes
 
 # %% Más allá del cuaderno: archivos para Python (solo C++)
 # Only the C++ lesson has this cell: it writes x, [x, y], {'x': x, 'y': y} and X in torch.save's format,

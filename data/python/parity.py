@@ -5,6 +5,7 @@ by label. With --values PATH the twin writes what it recorded there when it ends
 import argparse
 import atexit
 import json
+import os
 
 import torch
 
@@ -63,6 +64,13 @@ def exact(*labels):
     """Labels whose values must be equal bit for bit, not within parity_check's tolerance (say why where
     this is called)."""
     recorded.setdefault("EXACT", []).extend(labels)
+
+
+def same_bytes(*files):
+    """Files the twin wrote that must hold the same bytes as the C++ lesson's files of the same name."""
+    same = recorded.setdefault("SAME_BYTES", {})
+    for name in files:
+        same[name] = os.path.abspath(name)
 
 
 def names(module):

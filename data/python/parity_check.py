@@ -4,7 +4,8 @@ usage: parity_check.py LESSON_BINARY PYTHON_SCRIPT WORK_DIR [--seed N]
 
 Shapes, names, integers and booleans must be equal; floats equal within a relative tolerance of 1e-6
 (bit-identical is expected on the CPU with the same LibTorch version; the slack is for BLAS builds).
-Keys the Python script lists in EXACT (parity.exact) must be equal bit for bit. Keys that only one side
+Keys the Python script lists in EXACT (parity.exact) must be equal bit for bit, and files it lists in SAME_BYTES
+(parity.same_bytes) must hold the same bytes as the lesson's files of the same name. Keys that only one side
 reports are errors, except the C++-only keys the Python script lists in
 CPP_ONLY. Exit status: 0 equal, 1 different, 77 when python3-torch is missing (ctest: skipped).
 """
@@ -71,6 +72,7 @@ def main():
         py = json.load(f)
     cpp_only = set(py.pop("CPP_ONLY", []))
     exact = set(py.pop("EXACT", []))
+    same_bytes = py.pop("SAME_BYTES", {})
 
     problems = []
     for key in py:
@@ -83,7 +85,13 @@ def main():
     for key in cpp:
         if key not in py and key not in cpp_only:
             problems.append(f"{key}: reported by C++ only (add it to the Python script, or to CPP_ONLY with a reason)")
-    compared = len([k for k in py if k in cpp])
+    for name, twin_file in same_bytes.items():
+        with open(os.path.join(work, name), "rb") as f, open(twin_file, "rb") as g:
+            ours, theirs = f.read(), g.read()
+        if ours != theirs:
+            at = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
+            problems.append(f"{name}: the files differ from byte {at} ({len(ours)} bytes in C++, {len(theirs)} in Python)")
+    compared = len([k for k in py if k in cpp]) + len(same_bytes)
     if problems:
         print(f"{len(problems)} difference(s) between {os.path.basename(binary)} and {os.path.basename(script)}:")
         for p in problems:

@@ -8,6 +8,7 @@
 
 #include "common/lesson.h"
 #include "common/print.h"
+#include "common/safetensors.h"
 #include "common/serialize.h"
 #include "lessons/09_file_io/file_io.h"
 
@@ -17,8 +18,9 @@ int main(int argc, char** argv) try {
   options.cli()
       .add_option("--load", load_path,
                   "after the notebook's cells, load the MLP's parameters from this file (Python's torch.save "
-                  "of a state dict, or a LibTorch archive; read as data, nothing in it is run), print its "
-                  "output on X and write it to Y.pt")
+                  "of a state dict, a LibTorch archive, a safetensors file or a sharded safetensors index, "
+                  "told apart by their bytes; read as data, nothing in it is run), print its output on X "
+                  "and write it to Y.pt")
       ->check(CLI::ExistingFile);
   options.parse(argc, argv);
   torch::manual_seed(options.seed);
@@ -83,6 +85,16 @@ int main(int argc, char** argv) try {
   auto Y_clone = clone(X);
   lesson.say("Y_clone == Y:\n{}", common::format_tensor(Y_clone == Y));
   lesson.show("torch.equal(Y_clone, Y)", torch::equal(Y_clone, Y));
+
+  // %% Más allá: safetensors
+  // A safetensors file is a header (names, dtypes, shapes) and the bytes: nothing in it runs, and the
+  // Hugging Face hub, diffusers and vLLM read it. It has no checksum: a flipped bit loads as a wrong value.
+  common::safetensors::save_file(common::state_dict(*net), dir / "mlp.safetensors");
+  MLP clone2;
+  clone2->to(device);
+  common::load_state_dict(*clone2, dir / "mlp.safetensors");
+  clone2->eval();
+  lesson.show("torch.equal(clone2(X), Y)", torch::equal(clone2(X), Y));
 
   // %% Más allá del cuaderno: archivos para Python (solo C++)
   // The same values in Python's torch.save format, which torch.load(path, weights_only=True) opens.

@@ -3,6 +3,7 @@
 load it too and give equal values: the reader reads a file as PyTorch does, or refuses it.
 
 usage: agree_with_python.py [--pickles] WEIGHTS_AGREE WORK_DIR INPUT_DIR...
+       agree_with_python.py --safetensors WEIGHTS_AGREE WORK_DIR INPUT_DIR...
 
 WEIGHTS_AGREE (tests/fuzz/weights_agree.cpp) reads each input as the suite does and writes what it read in
 torch.save's format; this script loads that and the input's own bytes in Python and compares them: the same
@@ -10,7 +11,17 @@ structure, keys in the same order, tensors of the same dtype, shape and values (
 TorchScript archive (LibTorch's torch::save) is compared with torch.jit.load's state_dict(): it has no code,
 or the suite would have refused it. A refusal by the suite is allowed whatever Python does; a load by the
 suite that Python refuses, or reads otherwise, fails the run. Exit 77 when this Python has no torch.
+
+With --safetensors the inputs are the files under the INPUT_DIRs, their folders included, whose names end in
+.safetensors or .index.json or have no extension (a fuzz corpus's hash names); an .index.json is a sharded
+checkpoint, read by read_index's rules. WEIGHTS_AGREE --safetensors WORK_DIR INPUT... writes WORK_DIR/k.out
+with the suite's own safetensors writer for each input it loads. Here the verdict must be the same both ways:
+the suite loads a file exactly when safetensors.torch.load_file does, and then the two read the same names,
+each of the same dtype, shape and bytes (NaN payloads included), and the same __metadata__. One refusal is
+allowed where Python loads: one whose message names the suite's memory budget ("budget"). Exit 77 when this
+Python has no torch or no safetensors.
 """
+import json
 import math
 import os
 import re
@@ -102,6 +113,170 @@ def load_weights(torch, path):
         return torch.load(path, map_location=on_cpu)
 
 
+def tensor_bytes(torch, t):
+    """The bytes of a tensor's elements in order, as a uint8 tensor: bool and NaN payloads kept as they are."""
+    flat = t.detach().contiguous().reshape(-1)
+    try:
+        return flat.view(torch.uint8)
+    except RuntimeError:  # a PyTorch whose view(dtype) does not take this dtype: the storage's own bytes
+        storage = flat.untyped_storage() if hasattr(flat, "untyped_storage") else flat.storage().untyped()
+        start = flat.storage_offset() * flat.element_size()
+        raw = bytes(storage)[start:start + flat.numel() * flat.element_size()]
+        return torch.tensor(list(raw), dtype=torch.uint8)
+
+
+class IndexRefused(ValueError):
+    """A sharded checkpoint that its index's rules refuse."""
+
+
+def read_index(path):
+    """The tensors of a sharded checkpoint, read from its NAME.index.json as the suite's rules say: each shard
+    that weight_map names is a plain file name in the index's folder (no "../x", "/abs/x" or "sub/x") that
+    exists and that safetensors.torch.load_file loads, and holds exactly the tensors that weight_map assigns
+    to it: a name held by no shard, by another shard than its own, by two shards, or by a shard while
+    weight_map does not name it, refuses the whole checkpoint. Raises IndexRefused (or load_file's or json's
+    error) when the checkpoint is refused."""
+    from safetensors.torch import load_file
+    with open(path, "rb") as f:
+        index = json.loads(f.read().decode("utf-8"))
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise IndexRefused("the index has no weight_map object of names to shard file names")
+    folder = os.path.dirname(path)
+    tensors = {}
+    for shard in sorted(set(weight_map.values())):
+        if shard in ("", ".", "..") or "/" in shard or "\\" in shard or os.path.isabs(shard):
+            raise IndexRefused(f"shard {shard!r} is not a file name in the index's folder")
+        shard_path = os.path.join(folder, shard)
+        if not os.path.isfile(shard_path):
+            raise IndexRefused(f"shard {shard!r} is missing")
+        held = load_file(shard_path)
+        for name in held:
+            if name not in weight_map:
+                raise IndexRefused(f"shard {shard!r} holds {name!r}, which weight_map does not name")
+            if weight_map[name] != shard:
+                raise IndexRefused(f"shard {shard!r} holds {name!r}, which weight_map puts in {weight_map[name]!r}")
+        tensors.update(held)
+    for name, shard in weight_map.items():
+        if name not in tensors:
+            raise IndexRefused(f"{name!r} is not in its shard {shard!r}")
+    return tensors
+
+
+def python_safetensors(path):
+    """What Python reads: (tensors, metadata) from safetensors.torch.load_file and safe_open(...).metadata(),
+    or from read_index (no metadata) for an .index.json. Raises whatever Python raises on refusing it."""
+    if path.endswith(".index.json"):
+        return read_index(path), None
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+    tensors = load_file(path)
+    with safe_open(path, "pt") as f:
+        metadata = f.metadata()
+    return tensors, metadata
+
+
+def safetensors_differences(torch, theirs, ours):
+    """The ways two readings (tensors, metadata) differ: names, then per name dtype, shape and bytes, then
+    metadata (a dict, or None when absent); [] when they are the same."""
+    (a, meta_a), (b, meta_b) = theirs, ours
+    found = []
+    if set(a) != set(b):
+        found.append(f"names only Python reads {sorted(set(a) - set(b))[:5]!r:.200}, "
+                     f"only the suite reads {sorted(set(b) - set(a))[:5]!r:.200}")
+    for name in sorted(set(a) & set(b)):
+        x, y = a[name], b[name]
+        if x.dtype != y.dtype or list(x.shape) != list(y.shape):
+            found.append(f"{name!r:.80}: {x.dtype}{list(x.shape)} against {y.dtype}{list(y.shape)}")
+        elif not torch.equal(tensor_bytes(torch, x), tensor_bytes(torch, y)):
+            found.append(f"{name!r:.80}: values differ")
+    if meta_a != meta_b:
+        found.append(f"metadata {meta_a!r:.200} against {meta_b!r:.200}")
+    return found
+
+
+def safetensors_inputs(dirs):
+    """Every .safetensors, .index.json or extension-less file under the folders, in a stable order."""
+    inputs = []
+    for d in dirs:
+        for root, folders, names in os.walk(d):
+            folders.sort()
+            for name in sorted(names):
+                path = os.path.join(root, name)
+                if os.path.isfile(path) and (name.endswith((".safetensors", ".index.json")) or "." not in name):
+                    inputs.append(path)
+    return inputs
+
+
+def main_safetensors(args):
+    try:
+        import torch
+        import safetensors  # noqa: F401
+    except ImportError as e:
+        print(f"skipped: this python3 has no {e.name}")
+        return 77
+    warnings.filterwarnings("ignore")
+    tool, work = args[0], args[1]
+    os.makedirs(work, exist_ok=True)
+    inputs = safetensors_inputs(args[2:])
+    replayed = [p for p in inputs if os.path.getsize(p) <= MAX_BYTES]
+    counts = {"loaded by both, equal": 0, "refused by both": 0, "refused on the budget": 0,
+              "too large to replay": len(inputs) - len(replayed)}
+    for name in os.listdir(work):
+        path = os.path.join(work, name)
+        if os.path.isfile(path):
+            os.remove(path)
+    run = subprocess.run([tool, "--safetensors", work] + replayed, capture_output=True, encoding="utf-8",
+                         errors="replace", timeout=600)
+    if run.returncode != 0:
+        print(f"error: weights_agree ended with status {run.returncode}: {run.stderr.strip()[-500:]}")
+        return 1
+    verdicts = {}
+    for line in run.stdout.splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) >= 2 and parts[0].isdigit() and parts[1] in ("loaded", "refused"):
+            verdicts[int(parts[0])] = (parts[1], parts[2] if len(parts) > 2 else "")
+    failures = []
+    for k, path in enumerate(replayed):
+        if k not in verdicts:
+            failures.append(f"{path}: weights_agree printed no verdict")
+            continue
+        outcome, message = verdicts[k]
+        try:
+            theirs = python_safetensors(path)
+            refusal = None
+        except Exception as e:  # noqa: BLE001 - any refusal by Python is a verdict
+            theirs, refusal = None, f"{type(e).__name__}: {str(e)[-200:]}"
+        if outcome == "refused":
+            if refusal is not None:
+                counts["refused by both"] += 1
+            elif "budget" in message:
+                counts["refused on the budget"] += 1
+            else:
+                failures.append(f"{path}: Python loads it, the suite refuses it: {message[-300:]}")
+            continue
+        if refusal is not None:
+            failures.append(f"{path}: the suite loads it, Python refuses it: {refusal}")
+            continue
+        try:
+            ours = python_safetensors(os.path.join(work, f"{k}.out"))
+        except Exception as e:  # noqa: BLE001
+            failures.append(f"{path}: Python cannot read the suite's {k}.out: {type(e).__name__}: {str(e)[-200:]}")
+            continue
+        differences = safetensors_differences(torch, theirs, ours)
+        if differences:
+            failures.append(f"{path}: read otherwise by the suite: " + "; ".join(differences[:5]))
+        else:
+            counts["loaded by both, equal"] += 1
+    for what, n in counts.items():
+        print(f"{n:5d} {what}")
+    for f in failures:
+        print("FAIL", f)
+    passed = counts["loaded by both, equal"] + counts["refused by both"] + counts["refused on the budget"]
+    print(f"{passed} passed, {len(failures)} failed")
+    return 1 if failures else 0
+
+
 def main():
     try:
         import torch
@@ -110,6 +285,8 @@ def main():
         return 77
     warnings.filterwarnings("ignore")
     args = sys.argv[1:]
+    if args[:1] == ["--safetensors"]:
+        return main_safetensors(args[1:])
     pickles = args[:1] == ["--pickles"]
     if pickles:
         args = args[1:]

@@ -5,7 +5,10 @@
 // For the k-th input it writes OUT_DIR/k.in (the exact bytes read) and, when the suite loads it,
 // OUT_DIR/k.out, and prints one line: "k loaded" or "k refused <error>". With --pickles (or for a NAME.pkl)
 // an input is a data.pkl, wrapped as the pickle fuzzer wraps it. A TorchScript archive (a module object)
-// is read as a state dict. One process for every input: LibTorch starts once.
+// is read as a state dict. With --safetensors, an input is a safetensors file or a sharded index, read
+// from its path, and k.out is written by the suite's safetensors writer with the tensors and the
+// __metadata__ it read (for tests/fuzz/agree_with_python.py --safetensors and
+// tests/safetensors_interop.py). One process for every input: LibTorch starts once.
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -13,6 +16,7 @@
 
 #include "common/files.h"
 #include "common/lesson.h"
+#include "common/safetensors.h"
 #include "common/serialize.h"
 #include "tests/fuzz/wrap.h"
 
@@ -25,20 +29,40 @@ c10::IValue read_as_the_suite_does(const std::string& bytes, const std::string& 
   return dict;
 }
 
+// "k loaded" with k.out written, or "k refused <error>".
+void agree_safetensors(const std::filesystem::path& input, const std::filesystem::path& out) {
+  namespace st = common::safetensors;
+  std::optional<std::map<std::string, std::string>> metadata;
+  if (st::sniff(input) == st::Format::kSafetensors) metadata = st::File::open(input).metadata();
+  common::StateDict state;
+  for (auto& [name, tensor] : common::read_state_dict(input)) state.emplace_back(name, tensor);
+  st::save_file(state, out, metadata);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
   int first = 1;
   const bool pickles = argc > 1 && std::string(argv[1]) == "--pickles";
-  if (pickles) ++first;
+  const bool safetensors = argc > 1 && std::string(argv[1]) == "--safetensors";
+  if (pickles || safetensors) ++first;
   if (argc < first + 2) {
-    std::cerr << "usage: weights_agree [--pickles] OUT_DIR INPUT...\n";
+    std::cerr << "usage: weights_agree [--pickles | --safetensors] OUT_DIR INPUT...\n";
     return 2;
   }
   const std::filesystem::path out = argv[first];
   for (int k = first + 1; k < argc; ++k) {
     const std::string input = argv[k];
     const auto index = std::to_string(k - first - 1);
+    if (safetensors) {
+      try {
+        agree_safetensors(input, out / (index + ".out"));
+        std::cout << index << " loaded" << std::endl;
+      } catch (const std::exception& e) {
+        std::cout << index << " refused " << common::one_line_message(e) << std::endl;
+      }
+      continue;
+    }
     std::ifstream in(input, std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     if (pickles || (input.size() > 4 && input.compare(input.size() - 4, 4, ".pkl") == 0))

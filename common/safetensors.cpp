@@ -1,0 +1,554 @@
+// The safetensors reader: the header as the reference (the safetensors crate) reads and validates it, then
+// each tensor's bytes with pread into their destination. Each rule names the reference's check it mirrors.
+#include "common/safetensors.h"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <set>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <torch/version.h>
+#include <nlohmann/json.hpp>
+
+#include "common/print.h"
+#include "common/safetensors_internal.h"
+#include "common/weights_internal.h"
+
+namespace common::safetensors {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using weights::Fail;
+
+namespace {
+
+#define MP_TORCH_AT_LEAST(major, minor) \
+  (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
+
+// The reference's Dtype, in its declaration order (which its writer sorts by), with the LibTorch type
+// where this LibTorch has one.
+constexpr std::array<DtypeName, 22> kDtypes{{
+    {"BOOL", 8, c10::ScalarType::Bool},
+    {"F4", 4, std::nullopt},
+    {"F6_E2M3", 6, std::nullopt},
+    {"F6_E3M2", 6, std::nullopt},
+    {"U8", 8, c10::ScalarType::Byte},
+    {"I8", 8, c10::ScalarType::Char},
+#if MP_TORCH_AT_LEAST(2, 1)
+    {"F8_E5M2", 8, c10::ScalarType::Float8_e5m2},
+    {"F8_E4M3", 8, c10::ScalarType::Float8_e4m3fn},
+#else
+    {"F8_E5M2", 8, std::nullopt},
+    {"F8_E4M3", 8, std::nullopt},
+#endif
+#if MP_TORCH_AT_LEAST(2, 7)
+    {"F8_E8M0", 8, c10::ScalarType::Float8_e8m0fnu},
+#else
+    {"F8_E8M0", 8, std::nullopt},
+#endif
+#if MP_TORCH_AT_LEAST(2, 2)
+    {"F8_E4M3FNUZ", 8, c10::ScalarType::Float8_e4m3fnuz},
+    {"F8_E5M2FNUZ", 8, c10::ScalarType::Float8_e5m2fnuz},
+#else
+    {"F8_E4M3FNUZ", 8, std::nullopt},
+    {"F8_E5M2FNUZ", 8, std::nullopt},
+#endif
+    {"I16", 16, c10::ScalarType::Short},
+#if MP_TORCH_AT_LEAST(2, 3)
+    {"U16", 16, c10::ScalarType::UInt16},
+#else
+    {"U16", 16, std::nullopt},
+#endif
+    {"F16", 16, c10::ScalarType::Half},
+    {"BF16", 16, c10::ScalarType::BFloat16},
+    {"I32", 32, c10::ScalarType::Int},
+#if MP_TORCH_AT_LEAST(2, 3)
+    {"U32", 32, c10::ScalarType::UInt32},
+#else
+    {"U32", 32, std::nullopt},
+#endif
+    {"F32", 32, c10::ScalarType::Float},
+    {"C64", 64, c10::ScalarType::ComplexFloat},
+    {"F64", 64, c10::ScalarType::Double},
+    {"I64", 64, c10::ScalarType::Long},
+#if MP_TORCH_AT_LEAST(2, 3)
+    {"U64", 64, c10::ScalarType::UInt64},
+#else
+    {"U64", 64, std::nullopt},
+#endif
+}};
+
+// The header's JSON, read event by event: each top-level value is built alone, handed over as soon as it
+// is complete and dropped, so that only the value being read is in memory, drawn from the budget. Depth
+// is limited as serde_json limits it.
+class Header {
+ public:
+  using Done = std::function<void(const std::string& key, json value, const std::string& repeated_field)>;
+  Header(weights::Budget& budget, Done done) : budget_(budget), done_(std::move(done)) {}
+
+  bool null() { return put(json(nullptr), 16); }
+  bool boolean(bool v) { return put(json(v), 16); }
+  bool number_integer(json::number_integer_t v) { return put(json(v), 16); }
+  bool number_unsigned(json::number_unsigned_t v) { return put(json(v), 16); }
+  bool number_float(json::number_float_t v, const std::string& /*text*/) { return put(json(v), 16); }
+  bool string(std::string& v) { return put(json(std::move(v)), 48 + v.size()); }
+  bool binary(json::binary_t& /*v*/) { return fail("not JSON"); }
+  bool start_object(std::size_t /*n*/) { return open(json::object()); }
+  bool start_array(std::size_t /*n*/) { return open(json::array()); }
+  bool key(std::string& k) {
+    budget_.charge(96 + k.size(), "the names in its header");
+    if (stack_.empty()) {
+      top_key_ = k;
+      return true;
+    }
+    if (stack_.size() == 1 && stack_.back()->is_object() && !keys_.insert(k).second) repeated_ = k;
+    key_ = std::move(k);
+    return true;
+  }
+  bool end_object() { return close(); }
+  bool end_array() { return close(); }
+  bool parse_error(std::size_t position, const std::string& /*token*/, const nlohmann::detail::exception& e) {
+    if (error_.empty()) {
+      // nlohmann's message, without its "[json.exception.parse_error.101] " prefix.
+      std::string what = e.what();
+      const auto cut = what.find("] ");
+      error_ = fmt::format("its header is not valid JSON at byte {}: {}", position,
+                           cut == std::string::npos ? what : what.substr(cut + 2));
+    }
+    return false;
+  }
+
+  const std::string& error() const { return error_; }
+  bool finished() const { return finished_; }
+
+ private:
+  bool fail(std::string what) {
+    error_ = std::move(what);
+    return false;
+  }
+  bool open(json container) {
+    if (!started_) {
+      if (!container.is_object()) return fail("its header is not a JSON object");
+      started_ = true;
+      depth_ = 1;
+      return true;
+    }
+    if (++depth_ > kMaxDepth)
+      return fail(fmt::format("its header nests more than {} levels deep", kMaxDepth));
+    budget_.charge(64, "the values in its header");
+    json* placed = place(std::move(container));
+    if (placed == nullptr) return false;
+    stack_.push_back(placed);
+    return true;
+  }
+  bool close() {
+    --depth_;
+    if (stack_.empty()) {
+      finished_ = true;
+      return true;
+    }
+    stack_.pop_back();
+    if (stack_.empty()) hand_over();
+    return true;
+  }
+  bool put(json value, uint64_t cost) {
+    if (!started_) return fail("its header is not a JSON object");
+    budget_.charge(cost, "the values in its header");
+    if (place(std::move(value)) == nullptr) return false;
+    if (stack_.empty()) hand_over();
+    return true;
+  }
+  // Puts a value where the parse is: a new top-level value, an item of an array or a member of an object.
+  json* place(json value) {
+    if (stack_.empty()) {
+      current_ = std::move(value);
+      keys_.clear();
+      repeated_.clear();
+      return &current_;
+    }
+    json& parent = *stack_.back();
+    if (parent.is_array()) {
+      parent.push_back(std::move(value));
+      return &parent.back();
+    }
+    json& member = parent[key_];
+    member = std::move(value);
+    return &member;
+  }
+  void hand_over() {
+    done_(top_key_, std::move(current_), repeated_);
+    current_ = json();
+  }
+
+  weights::Budget& budget_;
+  Done done_;
+  bool started_ = false;
+  bool finished_ = false;
+  size_t depth_ = 0;
+  std::vector<json*> stack_;
+  json current_;
+  std::string top_key_;
+  std::string key_;
+  std::set<std::string> keys_;  // of the current top-level object
+  std::string repeated_;
+  std::string error_;
+};
+
+// RFC 3629 UTF-8, as Rust's str::from_utf8 checks the header: no overlong forms, no surrogates, nothing
+// past U+10FFFF.
+bool valid_utf8(std::string_view s) {
+  size_t i = 0;
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  while (i < s.size()) {
+    const unsigned char c = byte(i);
+    size_t n = 0;
+    unsigned char low = 0x80, high = 0xBF;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+      n = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      n = 2;
+      if (c == 0xE0) low = 0xA0;
+      if (c == 0xED) high = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      n = 3;
+      if (c == 0xF0) low = 0x90;
+      if (c == 0xF4) high = 0x8F;
+    } else {
+      return false;
+    }
+    if (s.size() - i <= n) return false;
+    if (byte(i + 1) < low || byte(i + 1) > high) return false;
+    for (size_t k = 2; k <= n; ++k)
+      if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+std::optional<uint64_t> usize(const json& v) {
+  if (!v.is_number_unsigned()) return std::nullopt;
+  return v.get<uint64_t>();
+}
+
+}  // namespace
+
+const DtypeName* dtype_named(std::string_view name) {
+  for (const auto& d : kDtypes)
+    if (name == d.name) return &d;
+  return nullptr;
+}
+
+const DtypeName* dtype_of(c10::ScalarType type) {
+  for (const auto& d : kDtypes)
+    if (d.type == type) return &d;
+  return nullptr;
+}
+
+size_t dtype_rank(const DtypeName* d) { return static_cast<size_t>(d - kDtypes.data()); }
+
+// --- The header ----------------------------------------------------------------------------------------
+
+namespace {
+
+struct Parsed {
+  std::string dtype;
+  std::vector<uint64_t> shape;
+  uint64_t begin = 0;
+  uint64_t end = 0;
+};
+
+// A tensor entry as serde derives TensorInfo: an object with dtype, shape and data_offsets (other fields
+// ignored, a field given twice refused), or an array of exactly those three.
+Parsed tensor_entry(const std::string& name, const json& v, const std::string& repeated, const Fail& fail) {
+  const auto bad = [&](const std::string& what) {
+    fail(fmt::format("tensor '{}' in its header {}", printable(name, 80), what));
+  };
+  const json* dtype = nullptr;
+  const json* shape = nullptr;
+  const json* offsets = nullptr;
+  if (v.is_object()) {
+    if (repeated == "dtype" || repeated == "shape" || repeated == "data_offsets")
+      bad(fmt::format("gives its {} twice", repeated));
+    const auto field = [&](const char* key) -> const json* {
+      const auto found = v.find(key);
+      if (found == v.end()) bad(fmt::format("has no {}", key));
+      return &*found;
+    };
+    dtype = field("dtype");
+    shape = field("shape");
+    offsets = field("data_offsets");
+  } else if (v.is_array() && v.size() == 3) {
+    dtype = &v[0];
+    shape = &v[1];
+    offsets = &v[2];
+  } else {
+    bad("is not an object with dtype, shape and data_offsets");
+  }
+  Parsed p;
+  // serde reads an enum's unit variant from its name, or from a one-key object {"F32": null}.
+  if (dtype->is_object() && dtype->size() == 1 && dtype->begin().value().is_null())
+    p.dtype = dtype->begin().key();
+  else if (dtype->is_string())
+    p.dtype = dtype->get<std::string>();
+  else
+    bad("has a dtype that is not a string");
+  if (dtype_named(p.dtype) == nullptr)
+    bad(fmt::format("has the dtype '{}', which is not a safetensors dtype", printable(p.dtype, 40)));
+  if (!shape->is_array()) bad("has a shape that is not a list");
+  for (const auto& s : *shape) {
+    const auto n = usize(s);
+    if (!n) bad("has a shape that is not a list of non-negative integers");
+    p.shape.push_back(*n);
+  }
+  if (!offsets->is_array() || offsets->size() != 2 || !usize((*offsets)[0]) || !usize((*offsets)[1]))
+    bad("has data_offsets that are not two non-negative integers");
+  p.begin = *usize((*offsets)[0]);
+  p.end = *usize((*offsets)[1]);
+  return p;
+}
+
+std::map<std::string, std::string> metadata_entry(const json& v, const Fail& fail) {
+  std::map<std::string, std::string> m;
+  if (!v.is_object()) fail("its header's __metadata__ is not a map of strings to strings");
+  for (const auto& [key, value] : v.items()) {
+    if (!value.is_string()) fail("its header's __metadata__ is not a map of strings to strings");
+    m.emplace(key, value.get<std::string>());
+  }
+  return m;
+}
+
+}  // namespace
+
+File::File(std::shared_ptr<weights::WeightsFile::Source> source, std::string name, uint64_t budget_bytes)
+    : source_(std::move(source)), name_(std::move(name)) {
+  parse(budget_bytes);
+}
+
+File File::open(const fs::path& path, uint64_t budget_bytes) {
+  return File(weights::open_source(path), path.string(), budget_bytes);
+}
+
+File File::from_bytes(std::string bytes, std::string name, uint64_t budget_bytes) {
+  return File(weights::bytes_source(std::move(bytes)), std::move(name), budget_bytes);
+}
+
+void File::parse(uint64_t budget_bytes) {
+  const Fail fail = [this](const std::string& what) {
+    throw FileError(fmt::format("{}: not a valid safetensors file: {}", name_, what));
+  };
+  weights::Budget budget(budget_bytes);
+  budget.name_file(name_);
+  const uint64_t size = source_->size();
+  // read_metadata: HeaderTooSmall, HeaderTooLarge, InvalidHeaderLength, InvalidHeader (UTF-8).
+  if (size < 8) fail(fmt::format("it is {} bytes long, shorter than the 8-byte header length", size));
+  unsigned char length[8];
+  source_->read(0, length, sizeof length);
+  const uint64_t n = weights::le64(length);
+  if (n > kMaxHeaderBytes)
+    fail(
+        fmt::format("its header length is {} bytes, more than the format's limit of {}", n, kMaxHeaderBytes));
+  if (n > size - 8) fail(fmt::format("its header length is {} bytes, past the end of the file", n));
+  budget.charge(n, "its header");
+  std::string text(n, '\0');
+  source_->read(8, text.data(), text.size());
+  if (!valid_utf8(text)) fail("its header is not valid UTF-8");
+  // nlohmann's parser skips a byte-order mark; serde_json, the reference's parser, refuses it.
+  if (text.rfind("\xEF\xBB\xBF", 0) == 0) fail("its header starts with a byte-order mark");
+
+  // HashMetadata: __metadata__ (once, null or a map of strings), then every other key a tensor, the last
+  // of a name given twice kept as serde keeps it in a HashMap, each one checked as it is read.
+  std::map<std::string, Parsed> tensors;
+  bool metadata_seen = false;
+  Header header(budget, [&](const std::string& key, json value, const std::string& repeated) {
+    if (key == "__metadata__") {
+      if (metadata_seen) fail("its header gives __metadata__ twice");
+      metadata_seen = true;
+      if (!value.is_null()) metadata_ = metadata_entry(value, fail);
+      return;
+    }
+    tensors[key] = tensor_entry(key, value, repeated, fail);
+  });
+  const bool parsed = json::sax_parse(text, &header, json::input_format_t::json, /*strict=*/true);
+  if (!parsed || !header.finished())
+    fail(header.error().empty() ? std::string("its header is not valid JSON") : header.error());
+
+  // Metadata::validate, in the order of data_offsets: each tensor starts where the one before it ended,
+  // ends at or after its start, and holds exactly its shape's bytes (overflow checked); the last ends at
+  // the end of the file (MetadataIncompleteBuffer).
+  std::vector<std::pair<std::string, Parsed>> ordered(std::make_move_iterator(tensors.begin()),
+                                                      std::make_move_iterator(tensors.end()));
+  std::stable_sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) {
+    return std::pair(a.second.begin, a.second.end) < std::pair(b.second.begin, b.second.end);
+  });
+  budget.charge(ordered.size() * sizeof(TensorInfo), "its tensors");
+  uint64_t start = 0;
+  for (const auto& [key, p] : ordered) {
+    const auto shown = printable(key, 80);
+    if (p.begin != start || p.end < p.begin)
+      fail(
+          fmt::format("tensor '{}' does not start where the one before it ends (data_offsets [{}, {}], "
+                      "expected to start at {})",
+                      shown, p.begin, p.end, start));
+    start = p.end;
+    const DtypeName* d = dtype_named(p.dtype);
+    uint64_t elements = 1;
+    bool overflow = false;
+    for (const auto s : p.shape) overflow = overflow || __builtin_mul_overflow(elements, s, &elements);
+    uint64_t bits = 0;
+    overflow = overflow || __builtin_mul_overflow(elements, static_cast<uint64_t>(d->bits), &bits);
+    if (overflow) fail(fmt::format("tensor '{}' has a shape whose size overflows", shown));
+    if (bits % 8 != 0) fail(fmt::format("tensor '{}' does not fill a whole number of bytes", shown));
+    if (p.end - p.begin != bits / 8)
+      fail(fmt::format("tensor '{}' has {} bytes of data, but its shape {} of {} needs {}", shown,
+                       p.end - p.begin, fmt::join(p.shape, "x"), p.dtype, bits / 8));
+  }
+  if (start != size - 8 - n)
+    fail(fmt::format("its tensors end {} bytes into its data, but the file holds {} bytes of data", start,
+                     size - 8 - n));
+
+  // A tensor LibTorch can hold: a known type, sizes that fit an int64.
+  tensors_.reserve(ordered.size());
+  for (auto& [key, p] : ordered) {
+    const DtypeName* d = dtype_named(p.dtype);
+    if (!d->type)
+      fail(fmt::format("tensor '{}' has the dtype {}, which this LibTorch ({}) has no type for",
+                       printable(key, 80), p.dtype, TORCH_VERSION));
+    TensorInfo info;
+    info.name = key;
+    info.dtype_name = p.dtype;
+    info.dtype = *d->type;
+    for (const auto s : p.shape) {
+      if (s > static_cast<uint64_t>(INT64_MAX))
+        fail(fmt::format("tensor '{}' has a dimension larger than LibTorch's", printable(key, 80)));
+      info.shape.push_back(static_cast<int64_t>(s));
+    }
+    info.offset = 8 + n + p.begin;
+    info.bytes = p.end - p.begin;
+    tensors_.push_back(std::move(info));
+  }
+}
+
+void File::read_into(const TensorInfo& info, torch::Tensor& target) const {
+  TORCH_CHECK(target.scalar_type() == info.dtype && static_cast<uint64_t>(target.nbytes()) == info.bytes,
+              "read_into: the target does not have the tensor's dtype and size");
+  if (info.bytes == 0) return;
+  if (target.device().is_cpu() && target.is_contiguous()) {
+    source_->read(info.offset, target.data_ptr(), info.bytes);
+    return;
+  }
+  auto staged = read(info);
+  torch::NoGradGuard no_grad;
+  target.copy_(staged.view_as(target));
+}
+
+torch::Tensor File::read(const TensorInfo& info) const {
+  auto t = torch::empty(info.shape, torch::TensorOptions().dtype(info.dtype));
+  read_into(info, t);
+  return t;
+}
+
+// --- Shards ------------------------------------------------------------------------------------------
+
+Checkpoint Checkpoint::open(const fs::path& path) {
+  Checkpoint c;
+  if (sniff(path) != Format::kSafetensorsIndex) {
+    c.files_.push_back(std::make_unique<File>(File::open(path)));
+    for (const auto& info : c.files_.back()->tensors())
+      c.entries_.emplace_back(info.name, Entry{c.files_.back().get(), &info});
+    return c;
+  }
+  const auto index = read_index(path);
+  std::map<std::string, const File*> by_shard;
+  for (const auto& shard : index.shards) {
+    c.files_.push_back(std::make_unique<File>(File::open(path.parent_path() / shard)));
+    by_shard.emplace(shard, c.files_.back().get());
+  }
+  // Where each name is, over every shard: a name in two shards, or in a shard the index does not name
+  // for it, or in none, is an error.
+  std::map<std::string, Entry> found;
+  for (const auto& file : c.files_) {
+    for (const auto& info : file->tensors()) {
+      const auto [at, fresh] = found.emplace(info.name, Entry{file.get(), &info});
+      if (!fresh)
+        throw FileError(fmt::format("{}: tensor '{}' is in two shards, {} and {}", path.string(),
+                                    printable(info.name, 80), at->second.file->name(), file->name()));
+    }
+  }
+  for (const auto& [name, shard] : index.weight_map) {
+    const auto at = found.find(name);
+    if (at == found.end() || at->second.file != by_shard.at(shard))
+      throw FileError(fmt::format("{}: tensor '{}' is not in {}, the shard its weight_map names",
+                                  path.string(), printable(name, 80), shard));
+    c.entries_.emplace_back(name, at->second);
+    found.erase(at);
+  }
+  if (!found.empty())
+    throw FileError(fmt::format("{}: tensor '{}' in {} is not in its weight_map", path.string(),
+                                printable(found.begin()->first, 80), found.begin()->second.file->name()));
+  return c;
+}
+
+Format sniff(std::string_view bytes) {
+  const auto* head = reinterpret_cast<const unsigned char*>(bytes.data());
+  const size_t n = std::min<size_t>(bytes.size(), 9);
+  const auto space = [](unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  if (n >= 4 && weights::le32(head) == weights::kLocalSignature) return Format::kZip;
+  // An index is JSON text, an object. A safetensors file's JSON object starts at byte 8, after its
+  // header's length, at most 100,000,000 (bytes 4 to 7 zero) where whitespace comes first. Anything else
+  // goes to the zip reader, which says what it is not.
+  size_t i = 0;
+  while (i < n && space(head[i])) ++i;
+  if (i < n && head[i] == '{' &&
+      std::find(head, head + std::min<size_t>(n, 8), 0) == head + std::min<size_t>(n, 8))
+    return Format::kSafetensorsIndex;
+  if (n == 9 && (head[8] == '{' || (space(head[8]) && weights::le32(head + 4) == 0)))
+    return Format::kSafetensors;
+  return Format::kZip;
+}
+
+Format sniff(const fs::path& path) {
+  const auto source = weights::open_source(path);
+  char head[9] = {};
+  const auto n = static_cast<size_t>(std::min<uint64_t>(source->size(), sizeof head));
+  source->read(0, head, n);
+  return sniff(std::string_view(head, n));
+}
+
+// The index as transformers writes it: {"metadata": {...}, "weight_map": {tensor: shard file}}. Only
+// weight_map is read. A shard is a file in the index's folder: a name with a '/', or "." or "..", is
+// refused, so that no index reaches a file elsewhere.
+Index read_index(const fs::path& path) {
+  const auto source = weights::open_source(path);
+  const std::string name = path.string();
+  const auto fail = [&](const std::string& what) {
+    throw FileError(fmt::format("{}: not a valid safetensors index: {}", name, what));
+  };
+  if (source->size() > weights::kDefaultBudgetBytes)
+    fail(fmt::format("it is {} bytes long, more than the reader's budget of {} MiB", source->size(),
+                     weights::kDefaultBudgetBytes >> 20));
+  std::string text(source->size(), '\0');
+  source->read(0, text.data(), text.size());
+  json index = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (index.is_discarded()) fail("it is not valid JSON");
+  if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
+    fail("it has no weight_map of tensor names to shard files");
+  Index out;
+  std::set<std::string> shards;
+  for (const auto& [tensor, shard] : index["weight_map"].items()) {
+    if (!shard.is_string()) fail(fmt::format("the shard of '{}' is not a file name", printable(tensor, 80)));
+    const auto file = shard.get<std::string>();
+    if (file.empty() || file == "." || file == ".." || file.find('/') != std::string::npos ||
+        file.find('\0') != std::string::npos)
+      fail(fmt::format("the shard '{}' is not a file in the index's folder", printable(file, 80)));
+    out.weight_map.emplace_back(tensor, file);
+    if (shards.insert(file).second) out.shards.push_back(file);
+  }
+  return out;
+}
+
+}  // namespace common::safetensors
