@@ -357,6 +357,9 @@ void File::parse(uint64_t budget_bytes) {
   std::string text(n, '\0');
   source_->read(8, text.data(), text.size());
   if (!valid_utf8(text)) fail("its header is not valid UTF-8");
+  // JSON text never holds a raw NUL (serde_json refuses it); nlohmann's parser would take it for the end
+  // of the input and ignore what follows.
+  if (text.find('\0') != std::string::npos) fail("its header holds a NUL byte");
   // nlohmann's parser skips a byte-order mark; serde_json, the reference's parser, refuses it.
   if (text.rfind("\xEF\xBB\xBF", 0) == 0) fail("its header starts with a byte-order mark");
 
@@ -433,22 +436,24 @@ void File::parse(uint64_t budget_bytes) {
   }
 }
 
-void File::read_into(const TensorInfo& info, torch::Tensor& target) const {
-  TORCH_CHECK(target.scalar_type() == info.dtype && static_cast<uint64_t>(target.nbytes()) == info.bytes,
-              "read_into: the target does not have the tensor's dtype and size");
-  if (info.bytes == 0) return;
-  if (target.device().is_cpu() && target.is_contiguous()) {
-    source_->read(info.offset, target.data_ptr(), info.bytes);
-    return;
+void File::read_into(const std::vector<std::pair<const TensorInfo*, torch::Tensor>>& targets) const {
+  std::vector<weights::Range> direct;
+  for (const auto& [info, target] : targets) {
+    TORCH_CHECK(target.scalar_type() == info->dtype && static_cast<uint64_t>(target.nbytes()) == info->bytes,
+                "read_into: the target does not have the tensor's dtype and size");
+    if (target.device().is_cpu() && target.is_contiguous()) {
+      direct.push_back({info->offset, info->bytes, static_cast<char*>(target.data_ptr())});
+    } else {
+      auto into = target;
+      into.copy_(read(*info).view_as(target));
+    }
   }
-  auto staged = read(info);
-  torch::NoGradGuard no_grad;
-  target.copy_(staged.view_as(target));
+  weights::read_ranges(*source_, direct, /*crc=*/false);
 }
 
 torch::Tensor File::read(const TensorInfo& info) const {
   auto t = torch::empty(info.shape, torch::TensorOptions().dtype(info.dtype));
-  read_into(info, t);
+  read_into({{&info, t}});
   return t;
 }
 
@@ -465,7 +470,11 @@ Checkpoint Checkpoint::open(const fs::path& path) {
   const auto index = read_index(path);
   std::map<std::string, const File*> by_shard;
   for (const auto& shard : index.shards) {
-    c.files_.push_back(std::make_unique<File>(File::open(path.parent_path() / shard)));
+    try {
+      c.files_.push_back(std::make_unique<File>(File::open(path.parent_path() / shard)));
+    } catch (const FileError& e) {
+      throw FileError(fmt::format("{}: {}", path.string(), e.what()));  // the index, then its shard
+    }
     by_shard.emplace(shard, c.files_.back().get());
   }
   // Where each name is, over every shard: a name in two shards, or in a shard the index does not name
@@ -520,8 +529,8 @@ Format sniff(const fs::path& path) {
 }
 
 // The index as transformers writes it: {"metadata": {...}, "weight_map": {tensor: shard file}}. Only
-// weight_map is read. A shard is a file in the index's folder: a name with a '/', or "." or "..", is
-// refused, so that no index reaches a file elsewhere.
+// weight_map is read. A shard is a file in the index's folder: a name with a slash or a backslash, or "."
+// or "..", is refused, so that no index reaches a file elsewhere.
 Index read_index(const fs::path& path) {
   const auto source = weights::open_source(path);
   const std::string name = path.string();
@@ -542,8 +551,8 @@ Index read_index(const fs::path& path) {
   for (const auto& [tensor, shard] : index["weight_map"].items()) {
     if (!shard.is_string()) fail(fmt::format("the shard of '{}' is not a file name", printable(tensor, 80)));
     const auto file = shard.get<std::string>();
-    if (file.empty() || file == "." || file == ".." || file.find('/') != std::string::npos ||
-        file.find('\0') != std::string::npos)
+    if (file.empty() || file == "." || file == ".." ||
+        file.find_first_of(std::string("/\\\0", 3)) != std::string::npos)
       fail(fmt::format("the shard '{}' is not a file in the index's folder", printable(file, 80)));
     out.weight_map.emplace_back(tensor, file);
     if (shards.insert(file).second) out.shards.push_back(file);

@@ -56,9 +56,9 @@ class File {
   // The header's __metadata__, or nothing when it is absent or null.
   const std::optional<std::map<std::string, std::string>>& metadata() const { return metadata_; }
 
-  // Reads the tensor's bytes into `target`, which has its dtype and element count: straight into a
-  // contiguous CPU tensor, through a CPU copy otherwise.
-  void read_into(const TensorInfo& info, torch::Tensor& target) const;
+  // Reads each tensor's bytes into its target, which has its dtype and element count: straight into a
+  // contiguous CPU tensor (all of them at once, in parallel slices), through a CPU copy otherwise.
+  void read_into(const std::vector<std::pair<const TensorInfo*, torch::Tensor>>& targets) const;
   torch::Tensor read(const TensorInfo& info) const;
 
  private:

@@ -294,11 +294,13 @@ void load_checked_safetensors(torch::nn::Module& module, const fs::path& path) {
   const StateDict expected = state_dict(module);
   check_fits(expected, given, path.string());
   torch::NoGradGuard no_grad;
+  std::map<const safetensors::File*, std::vector<std::pair<const safetensors::TensorInfo*, torch::Tensor>>>
+      by_file;
   for (const auto& [key, tensor] : expected) {
-    auto target = tensor;
     const auto& at = by_key.at(key);
-    at.file->read_into(*at.info, target);
+    by_file[at.file].emplace_back(at.info, tensor);
   }
+  for (const auto& [file, targets] : by_file) file->read_into(targets);
 }
 
 void load_checked(torch::nn::Module& module, const fs::path& path) {
@@ -318,10 +320,9 @@ void load_checked(torch::nn::Module& module, const fs::path& path) {
   // Every CRC before the first byte reaches the module: a damaged file leaves it as it was.
   file.verify(refs);
   torch::NoGradGuard no_grad;
-  for (const auto& [key, tensor] : expected) {
-    auto target = tensor;
-    file.read_into(*by_key.at(key), target);
-  }
+  std::vector<std::pair<const weights::TensorRef*, torch::Tensor>> targets;
+  for (const auto& [key, tensor] : expected) targets.emplace_back(by_key.at(key), tensor);
+  file.read_into(targets);
 }
 
 }  // namespace

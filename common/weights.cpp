@@ -236,10 +236,21 @@ bool WeightsFile::declares(const std::string& attribute, bool module) const {
 
 void WeightsFile::verify(const std::vector<const TensorRef*>& refs) const {
   std::unordered_set<size_t> done;
+  std::vector<Range> ranges;
+  std::vector<const Record*> checked;
   for (const auto* ref : refs) {
     if (!done.insert(ref->record).second || !(*storages_)[ref->record].empty()) continue;
-    stream(records_.at(ref->record), {});
+    const auto& r = records_.at(ref->record);
+    ranges.push_back({r.offset, r.size, nullptr});
+    checked.push_back(&r);
   }
+  const auto crcs = read_ranges(*source_, ranges, /*crc=*/true);
+  for (size_t i = 0; i < checked.size(); ++i) check_crc(*checked[i], crcs[i]);
+}
+
+void WeightsFile::check_crc(const Record& r, uint32_t crc) const {
+  if (crc != r.crc)
+    fail(fmt::format("not a valid model file: entry {} is damaged (CRC error)", printable(r.name)));
 }
 
 void WeightsFile::stream(const Record& r,
@@ -252,20 +263,26 @@ void WeightsFile::stream(const Record& r,
     crc = crc32(crc, slice.data(), n);
     if (visit) visit(at, slice.data(), n);
   }
-  if (crc != r.crc)
-    fail(fmt::format("not a valid model file: entry {} is damaged (CRC error)", printable(r.name)));
+  check_crc(r, crc);
 }
 
-void WeightsFile::read_into(const TensorRef& ref, torch::Tensor& target) const {
-  const auto& r = records_.at(ref.record);
-  const auto element = static_cast<uint64_t>(c10::elementSize(ref.dtype));
-  if (target.device().is_cpu() && target.is_contiguous() && target.scalar_type() == ref.dtype &&
-      ref.contiguous() && target.numel() == ref.numel() && (*storages_)[ref.record].empty()) {
-    source_->read(r.offset + static_cast<uint64_t>(ref.storage_offset) * element, target.data_ptr(),
-                  static_cast<size_t>(ref.numel()) * element);
-    return;
+void WeightsFile::read_into(const std::vector<std::pair<const TensorRef*, torch::Tensor>>& targets) const {
+  // Contiguous CPU targets are read into directly, all at once; the others through their storage.
+  std::vector<Range> direct;
+  for (const auto& [ref, target] : targets) {
+    const auto& r = records_.at(ref->record);
+    const auto element = static_cast<uint64_t>(c10::elementSize(ref->dtype));
+    if (target.device().is_cpu() && target.is_contiguous() && target.scalar_type() == ref->dtype &&
+        ref->contiguous() && target.numel() == ref->numel() && (*storages_)[ref->record].empty()) {
+      direct.push_back({r.offset + static_cast<uint64_t>(ref->storage_offset) * element,
+                        static_cast<uint64_t>(ref->numel()) * element,
+                        static_cast<char*>(target.data_ptr())});
+    } else {
+      auto into = target;
+      into.copy_(tensor(*ref));
+    }
   }
-  target.copy_(tensor(ref));
+  read_ranges(*source_, direct, /*crc=*/false);
 }
 
 namespace {

@@ -148,9 +148,9 @@ class WeightsFile {
 
   // Checks the CRC of every record that a tensor uses (read in slices; nothing is kept).
   void verify(const std::vector<const TensorRef*>& refs) const;
-  // Copies the tensor's values into `target`, which has its shape and dtype. A contiguous CPU target is
+  // Copies each tensor's values into its target, which has its shape and dtype. Contiguous CPU targets are
   // read into directly, with no intermediate tensor. The caller checks CRCs first (verify).
-  void read_into(const TensorRef& ref, torch::Tensor& target) const;
+  void read_into(const std::vector<std::pair<const TensorRef*, torch::Tensor>>& targets) const;
   // The storage of a record as one CPU tensor, read and CRC-checked once per record however many tensors
   // view it (as Python shares a storage between its views); when more than kUnreachedBytes of it would be
   // reached by no tensor, only the part that holds `ref` (tensor() offsets its views so).
@@ -183,6 +183,8 @@ class WeightsFile {
   };
   const std::vector<Reached>& reached() const;
   void read_storage(const TensorRef& ref) const;
+  // Refuses the file, naming the record, when crc is not the record's.
+  void check_crc(const Record& r, uint32_t crc) const;
   // Reads a record in slices through its CRC, giving each slice to `visit` (if any); refuses a wrong CRC.
   void stream(const Record& r,
               const std::function<void(uint64_t at, const char* bytes, size_t n)>& visit) const;

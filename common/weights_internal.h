@@ -40,6 +40,18 @@ inline constexpr size_t kMaxFolderName = 512;
 std::string folded(std::string name);
 std::shared_ptr<Source> fd_source(int fd, uint64_t size, std::string name);
 std::shared_ptr<Source> bytes_source(std::string bytes);
+// --- weights_read.cpp ------------------------------------------------------------------------------------
+// A byte range of the source, read into `into` (nullptr: into a scratch buffer, only to be summed).
+struct Range {
+  uint64_t offset;
+  uint64_t size;
+  char* into;
+};
+// Reads every range once, in parallel slices; with `crc`, gives each range's CRC-32.
+std::vector<uint32_t> read_ranges(const Source& source, const std::vector<Range>& ranges, bool crc);
+// The CRC-32 of A followed by B, from CRC(A), CRC(B) and B's size.
+uint32_t crc32_combine(uint32_t first, uint32_t second, uint64_t second_size);
+
 // --- weights.cpp ---------------------------------------------------------------------------------------
 // A regular file, opened for pread: a FIFO, a device or a folder is refused before it is read.
 std::shared_ptr<Source> open_source(const std::filesystem::path& path);

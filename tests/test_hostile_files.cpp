@@ -85,6 +85,29 @@ void expect_bounded_refusal(const testing_mp::RunResult& bad, const testing_mp::
       << "peak " << bad.max_rss_kb << " KB against " << good.max_rss_kb << " KB for a normal run";
 }
 
+// Lesson 09's --load of the file, after a normal run into the same folder: refused with exit status 2 and
+// one bounded error line, and the folder as the normal run left it.
+void expect_load_refused(const fs::path& file, const std::string& expected) {
+  const auto out_dir = testing_mp::fresh_dir("out");
+  const auto& good = normal_run(
+      {MP_FILE_IO_BINARY, "--device", "cpu", "--out-dir", (out_dir.parent_path() / "normal").string()});
+  ASSERT_EQ(good.exit_code, 0) << good.err;
+  ASSERT_EQ(testing_mp::run_program({MP_FILE_IO_BINARY, "--device", "cpu", "--out-dir", out_dir.string()})
+                .exit_code,
+            0);
+  const auto before = testing_mp::snapshot(out_dir);
+  testing_mp::RunOptions options;
+  options.timeout_seconds = good.seconds + 20;
+  const auto bad = testing_mp::run_program(
+      {MP_FILE_IO_BINARY, "--device", "cpu", "--out-dir", out_dir.string(), "--load", file.string()},
+      options);
+  EXPECT_EQ(bad.exit_code, common::kExitBadInput) << bad.err.substr(0, 2000);
+  EXPECT_EQ(bad.err.rfind("error: ", 0), 0u) << bad.err.substr(0, 2000);
+  EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err.substr(0, 2000);
+  expect_bounded_refusal(bad, good, file, expected, "error: ");
+  EXPECT_EQ(testing_mp::snapshot(out_dir), before) << "the failed run changed the output folder";
+}
+
 }  // namespace
 
 TEST(HostileFiles, AreThere) {
@@ -100,31 +123,50 @@ TEST_P(HostileFile, IsRefusedByLoadWithOneErrorAndNothingChanged) {
   const auto expected = table("cases.json").at(GetParam());
   const auto marker = kHostile / "marker-refused";
   fs::remove(marker);
-  const auto out_dir = testing_mp::fresh_dir("out");
-  const auto& good = normal_run(
-      {MP_FILE_IO_BINARY, "--device", "cpu", "--out-dir", (out_dir.parent_path() / "normal").string()});
-  ASSERT_EQ(good.exit_code, 0) << good.err;
-  ASSERT_EQ(testing_mp::run_program({MP_FILE_IO_BINARY, "--device", "cpu", "--out-dir", out_dir.string()})
-                .exit_code,
-            0);
-  const auto before = testing_mp::snapshot(out_dir);
-
-  testing_mp::RunOptions options;
-  options.timeout_seconds = good.seconds + 20;
-  const auto bad = testing_mp::run_program(
-      {MP_FILE_IO_BINARY, "--device", "cpu", "--out-dir", out_dir.string(), "--load", file.string()},
-      options);
-  EXPECT_EQ(bad.exit_code, common::kExitBadInput) << bad.err.substr(0, 2000);
-  EXPECT_EQ(bad.err.rfind("error: ", 0), 0u) << bad.err.substr(0, 2000);
-  EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err.substr(0, 2000);
-  expect_bounded_refusal(bad, good, file, expected, "error: ");
-  EXPECT_EQ(testing_mp::snapshot(out_dir), before) << "the failed run changed the output folder";
+  expect_load_refused(file, expected);
   EXPECT_FALSE(fs::exists(marker)) << "code from the file ran: it wrote " << marker;
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, HostileFile, ::testing::ValuesIn(keys(table("cases.json"))),
                          [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(HostileFile);
+
+// Crafted safetensors files (tests/hostile/make_safetensors.py), each refused by Python's safetensors
+// itself when it was made: the lesson refuses every one the same way as a hostile zip. Those Python reads
+// are read the same way by the suite (the test safetensors.agree_with_python).
+const fs::path kHostileSafetensors = fs::path(MP_BINARY_DIR) / "hostile-safetensors";
+
+std::vector<std::string> refused_by_python() {
+  std::ifstream in(kHostileSafetensors / "cases.json");
+  if (!in) return {};
+  const auto cases = nlohmann::json::parse(in);
+  std::vector<std::string> refused;
+  for (const auto& [name, verdict] : cases.items())
+    if (verdict.at("python") == "refused") refused.push_back(name);
+  return refused;
+}
+
+TEST(HostileSafetensors, AreThereWithPythonsVerdicts) {
+  if (testing_mp::python_with_torch().empty()) GTEST_SKIP() << "no Python with torch to give its verdicts";
+  EXPECT_GE(refused_by_python().size(), 100u)
+      << "run the build with a Python that has safetensors (scripts/install-deps.sh makes .venv): it writes "
+      << (kHostileSafetensors / "cases.json");
+}
+
+class HostileSafetensors : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(HostileSafetensors, IsRefusedByLoadAsPythonRefusesIt) {
+  expect_load_refused(kHostileSafetensors / GetParam(), "");
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, HostileSafetensors, ::testing::ValuesIn(refused_by_python()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           std::string name = info.param;
+                           for (auto& c : name)
+                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                           return name;
+                         });
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(HostileSafetensors);
 
 // The same causes through the other reading path: any value (read_value), as --resume reads a checkpoint.
 // A planted newest checkpoint is skipped with one warning naming it, and the run resumes from the honest one.

@@ -15,6 +15,7 @@
 #include <torch/torch.h>
 
 #include "common/files.h"
+#include "common/safetensors.h"
 #include "common/serialize.h"
 #include "lessons/01_blocks/blocks.h"
 #include "lessons/02_my_sequential/my_sequential.h"
@@ -278,6 +279,24 @@ void BM_LoadStateDict(benchmark::State& state) {
   std::filesystem::remove_all(path.parent_path());
 }
 
+// The same module in safetensors, written as Python's save_file writes it and read back into the module.
+void BM_SaveSafetensors(benchmark::State& state) {
+  BigModel model;
+  const auto path = bench_dir() / "big.safetensors";
+  for (auto _ : state) common::safetensors::save_file(common::state_dict(model), path);
+  state.SetBytesProcessed(state.iterations() * 400'000'000LL);
+  std::filesystem::remove_all(path.parent_path());
+}
+
+void BM_LoadSafetensors(benchmark::State& state) {
+  BigModel model;
+  const auto path = bench_dir() / "big.safetensors";
+  common::safetensors::save_file(common::state_dict(model), path);
+  for (auto _ : state) common::load_state_dict(model, path);
+  state.SetBytesProcessed(state.iterations() * 400'000'000LL);
+  std::filesystem::remove_all(path.parent_path());
+}
+
 // LibTorch's own torch::load of the same tensors in its own format: no strictness, no CRC, and it runs
 // TorchScript from the file.
 void BM_TorchLoad(benchmark::State& state) {
@@ -344,6 +363,8 @@ BENCHMARK(BM_MatmulThroughput)->Arg(1024)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_SaveStateDict)->Unit(benchmark::kMillisecond)->Iterations(2);
 BENCHMARK(BM_LoadStateDict)->Unit(benchmark::kMillisecond)->Iterations(2);
 BENCHMARK(BM_TorchLoad)->Unit(benchmark::kMillisecond)->Iterations(2);
+BENCHMARK(BM_SaveSafetensors)->Unit(benchmark::kMillisecond)->Iterations(2);
+BENCHMARK(BM_LoadSafetensors)->Unit(benchmark::kMillisecond)->Iterations(2);
 BENCHMARK(BM_RawWrite)->Unit(benchmark::kMillisecond)->Iterations(2);
 BENCHMARK(BM_RawRead)->Unit(benchmark::kMillisecond)->Iterations(2);
 

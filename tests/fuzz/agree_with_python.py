@@ -195,6 +195,21 @@ def safetensors_differences(torch, theirs, ours):
     return found
 
 
+def suite_verdicts(tool, work, paths):
+    """Runs WEIGHTS_AGREE --safetensors on paths: {k: (loaded|refused, message)}, or None when it failed."""
+    run = subprocess.run([tool, "--safetensors", work] + paths, capture_output=True, encoding="utf-8",
+                         errors="replace", timeout=600)
+    if run.returncode != 0:
+        print(f"error: weights_agree ended with status {run.returncode}: {run.stderr.strip()[-500:]}")
+        return None
+    verdicts = {}
+    for line in run.stdout.splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) >= 2 and parts[0].isdigit() and parts[1] in ("loaded", "refused"):
+            verdicts[int(parts[0])] = (parts[1], parts[2] if len(parts) > 2 else "")
+    return verdicts
+
+
 def safetensors_inputs(dirs):
     """Every .safetensors, .index.json or extension-less file under the folders, in a stable order."""
     inputs = []
@@ -217,6 +232,10 @@ def main_safetensors(args):
         return 77
     warnings.filterwarnings("ignore")
     tool, work = args[0], args[1]
+    missing = [d for d in args[2:] if not os.path.isdir(d)]
+    if missing:
+        print(f"error: no such folder: {', '.join(missing)}")
+        return 1
     os.makedirs(work, exist_ok=True)
     inputs = safetensors_inputs(args[2:])
     replayed = [p for p in inputs if os.path.getsize(p) <= MAX_BYTES]
@@ -226,16 +245,9 @@ def main_safetensors(args):
         path = os.path.join(work, name)
         if os.path.isfile(path):
             os.remove(path)
-    run = subprocess.run([tool, "--safetensors", work] + replayed, capture_output=True, encoding="utf-8",
-                         errors="replace", timeout=600)
-    if run.returncode != 0:
-        print(f"error: weights_agree ended with status {run.returncode}: {run.stderr.strip()[-500:]}")
+    verdicts = suite_verdicts(tool, work, replayed)
+    if verdicts is None:
         return 1
-    verdicts = {}
-    for line in run.stdout.splitlines():
-        parts = line.split(" ", 2)
-        if len(parts) >= 2 and parts[0].isdigit() and parts[1] in ("loaded", "refused"):
-            verdicts[int(parts[0])] = (parts[1], parts[2] if len(parts) > 2 else "")
     failures = []
     for k, path in enumerate(replayed):
         if k not in verdicts:
