@@ -8,6 +8,7 @@ import argparse
 import ctypes
 import json
 import os
+import shutil
 import sys
 
 import torch
@@ -60,9 +61,42 @@ def median_us(fn, X, min_run_time, inference):
     return timer.blocked_autorange(min_run_time=min_run_time).median * 1e6
 
 
+def io_medians(repeats):
+    """safetensors' save_file and load_file + load_state_dict of bench_models.cpp's BigModel (10 float32
+    tensors of 1000 x 10000, 400 MB), in ms, medians of `repeats`. The save is followed by an fsync of the
+    file, as the suite's writer syncs, so that both sides write the same durable bytes."""
+    import statistics
+    import tempfile
+    import time
+    from safetensors.torch import load_file, save_file
+
+    model = nn.Module()
+    for i in range(10):
+        model.register_parameter(f"w{i}", nn.Parameter(torch.rand(1000, 10000)))
+    folder = tempfile.mkdtemp(prefix="mp-bench-py-")
+    path = os.path.join(folder, "big.safetensors")
+    saves, loads = [], []
+    try:
+        for _ in range(repeats):
+            start = time.perf_counter()
+            save_file(model.state_dict(), path)
+            fd = os.open(path, os.O_RDONLY)
+            os.fsync(fd)
+            os.close(fd)
+            saves.append((time.perf_counter() - start) * 1e3)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model.load_state_dict(load_file(path))
+            loads.append((time.perf_counter() - start) * 1e3)
+    finally:
+        shutil.rmtree(folder)
+    return {"safetensors/save_ms": statistics.median(saves), "safetensors/load_ms": statistics.median(loads)}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--min-run-time", type=float, default=1.0)
+    parser.add_argument("--io", type=int, metavar="REPEATS", help="only the safetensors save and load, medians of REPEATS")
     parser.add_argument("--only", help="time only this entry of the batch grid, e.g. MLPBatch/512/4096")
     parser.add_argument("--malloc-library", help="load the suite's allocator policy (build/lib/libmodelos_malloc.so) first")
     args = parser.parse_args()
@@ -70,6 +104,10 @@ def main():
         ctypes.CDLL(args.malloc_library)
     torch.set_num_threads(1)
     torch.manual_seed(0)
+    if args.io:
+        json.dump(io_medians(args.io), sys.stdout)
+        print()
+        return
     if args.only:
         _, batch, hidden = args.only.split("/")
         net = nn.Sequential(nn.Linear(20, int(hidden)), nn.ReLU(), nn.Linear(int(hidden), 10))
