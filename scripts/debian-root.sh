@@ -44,7 +44,13 @@ else
     tar -C "$root" -xf "$bare"
   fi
 fi
+# The root reaches the network as this machine does: its resolver, and the certificate authorities it
+# trusts (a proxy's own, for pip's HTTPS to PyPI; PIP_CERT and the like name this file).
 cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+  mkdir -p "$root/etc/ssl/certs"
+  cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
+fi
 mount -t proc proc "$root/proc"
 mount --rbind /sys "$root/sys"
 mount --rbind /dev "$root/dev"
