@@ -80,29 +80,57 @@ constexpr std::array<DtypeName, 22> kDtypes{{
 }};
 
 // The header's JSON, read event by event: each top-level value is built alone, handed over as soon as it
-// is complete and dropped, so that only the value being read is in memory, drawn from the budget. Depth
-// is limited as serde_json limits it.
+// is complete and dropped (its cost given back to the budget), so that only the value being read is in
+// memory. Depth is limited as serde_json limits it. A key given twice in an object is noted where serde
+// would tell: in a top-level value's own object (a struct's field, or a map's value that must be a
+// string), and in the object one level below it (an enum written as a one-key map).
 class Header {
  public:
-  using Done = std::function<void(const std::string& key, json value, const std::string& repeated_field)>;
-  Header(weights::Budget& budget, Done done) : budget_(budget), done_(std::move(done)) {}
+  struct Repeats {
+    std::vector<std::string> fields;      // keys given twice in the top-level value's own object
+    bool overwritten_non_string = false;  // ... and the first of them was not a string
+    std::vector<std::string> below;       // names of the objects one level down with a key given twice
+  };
+  using Done = std::function<void(const std::string& key, json value, const Repeats& repeats)>;
+  // `subject` starts each error: "its header" for a safetensors file, "it" for an index.
+  Header(weights::Budget& budget, std::string subject, Done done)
+      : budget_(budget), subject_(std::move(subject)), done_(std::move(done)) {}
 
   bool null() { return put(json(nullptr), 16); }
   bool boolean(bool v) { return put(json(v), 16); }
   bool number_integer(json::number_integer_t v) { return put(json(v), 16); }
   bool number_unsigned(json::number_unsigned_t v) { return put(json(v), 16); }
-  bool number_float(json::number_float_t v, const std::string& /*text*/) { return put(json(v), 16); }
-  bool string(std::string& v) { return put(json(std::move(v)), 48 + v.size()); }
-  bool binary(json::binary_t& /*v*/) { return fail("not JSON"); }
+  bool number_float(json::number_float_t v, const std::string& /*text*/) {
+    // serde_json multiplies a number's digits by its power of ten in floating point and refuses what
+    // overflows, which near the largest double is not what the correctly rounded value says: past 1e308
+    // no number is read, so that none is read where the reference refuses it.
+    if (!(std::fabs(v) <= 1e308))
+      return fail(fmt::format("{} holds a number too large to read alike everywhere", subject_));
+    return put(json(v), 16);
+  }
+  bool string(std::string& v) {
+    const uint64_t cost = 48 + v.size();
+    return put(json(std::move(v)), cost);
+  }
+  bool binary(json::binary_t& /*v*/) { return fail(subject_ + " is not JSON"); }
   bool start_object(std::size_t /*n*/) { return open(json::object()); }
   bool start_array(std::size_t /*n*/) { return open(json::array()); }
   bool key(std::string& k) {
-    budget_.charge(96 + k.size(), "the names in its header");
     if (stack_.empty()) {
+      budget_.charge(96 + k.size(), "the names in it");
       top_key_ = k;
       return true;
     }
-    if (stack_.size() == 1 && stack_.back()->is_object() && !keys_.insert(k).second) repeated_ = k;
+    charge(96 + k.size());
+    auto& level = stack_.back();
+    if (stack_.size() <= 2 && !level.keys.insert(k).second) {
+      if (stack_.size() == 1) {
+        repeats_.fields.push_back(k);
+        if (!(*level.node)[k].is_string()) repeats_.overwritten_non_string = true;
+      } else {
+        repeats_.below.push_back(level.name);
+      }
+    }
     key_ = std::move(k);
     return true;
   }
@@ -113,7 +141,7 @@ class Header {
       // nlohmann's message, without its "[json.exception.parse_error.101] " prefix.
       std::string what = e.what();
       const auto cut = what.find("] ");
-      error_ = fmt::format("its header is not valid JSON at byte {}: {}", position,
+      error_ = fmt::format("{} is not valid JSON at byte {}: {}", subject_, position,
                            cut == std::string::npos ? what : what.substr(cut + 2));
     }
     return false;
@@ -123,23 +151,35 @@ class Header {
   bool finished() const { return finished_; }
 
  private:
+  struct Level {
+    json* node;
+    std::string name;  // its key in its parent, or "#index"
+    std::set<std::string> keys;
+  };
+
   bool fail(std::string what) {
     error_ = std::move(what);
     return false;
   }
+  void charge(uint64_t bytes) {
+    budget_.charge(bytes, "the values in it");
+    current_cost_ += bytes;
+  }
   bool open(json container) {
     if (!started_) {
-      if (!container.is_object()) return fail("its header is not a JSON object");
+      if (!container.is_object()) return fail(subject_ + " is not a JSON object");
       started_ = true;
       depth_ = 1;
       return true;
     }
     if (++depth_ > kMaxDepth)
-      return fail(fmt::format("its header nests more than {} levels deep", kMaxDepth));
-    budget_.charge(64, "the values in its header");
+      return fail(fmt::format("{} nests more than {} levels deep", subject_, kMaxDepth));
+    charge(64);
+    std::string name = stack_.empty()                   ? top_key_
+                       : stack_.back().node->is_array() ? "#" + std::to_string(stack_.back().node->size())
+                                                        : key_;
     json* placed = place(std::move(container));
-    if (placed == nullptr) return false;
-    stack_.push_back(placed);
+    stack_.push_back({placed, std::move(name), {}});
     return true;
   }
   bool close() {
@@ -153,9 +193,9 @@ class Header {
     return true;
   }
   bool put(json value, uint64_t cost) {
-    if (!started_) return fail("its header is not a JSON object");
-    budget_.charge(cost, "the values in its header");
-    if (place(std::move(value)) == nullptr) return false;
+    if (!started_) return fail(subject_ + " is not a JSON object");
+    charge(cost);
+    place(std::move(value));
     if (stack_.empty()) hand_over();
     return true;
   }
@@ -163,11 +203,9 @@ class Header {
   json* place(json value) {
     if (stack_.empty()) {
       current_ = std::move(value);
-      keys_.clear();
-      repeated_.clear();
       return &current_;
     }
-    json& parent = *stack_.back();
+    json& parent = *stack_.back().node;
     if (parent.is_array()) {
       parent.push_back(std::move(value));
       return &parent.back();
@@ -177,21 +215,25 @@ class Header {
     return &member;
   }
   void hand_over() {
-    done_(top_key_, std::move(current_), repeated_);
+    done_(top_key_, std::move(current_), repeats_);
     current_ = json();
+    repeats_ = {};
+    budget_.refund(current_cost_);
+    current_cost_ = 0;
   }
 
   weights::Budget& budget_;
+  std::string subject_;
   Done done_;
   bool started_ = false;
   bool finished_ = false;
   size_t depth_ = 0;
-  std::vector<json*> stack_;
+  std::vector<Level> stack_;
   json current_;
+  uint64_t current_cost_ = 0;
   std::string top_key_;
   std::string key_;
-  std::set<std::string> keys_;  // of the current top-level object
-  std::string repeated_;
+  Repeats repeats_;
   std::string error_;
 };
 
@@ -264,7 +306,8 @@ struct Parsed {
 
 // A tensor entry as serde derives TensorInfo: an object with dtype, shape and data_offsets (other fields
 // ignored, a field given twice refused), or an array of exactly those three.
-Parsed tensor_entry(const std::string& name, const json& v, const std::string& repeated, const Fail& fail) {
+Parsed tensor_entry(const std::string& name, const json& v, const Header::Repeats& repeats,
+                    const Fail& fail) {
   const auto bad = [&](const std::string& what) {
     fail(fmt::format("tensor '{}' in its header {}", printable(name, 80), what));
   };
@@ -272,8 +315,9 @@ Parsed tensor_entry(const std::string& name, const json& v, const std::string& r
   const json* shape = nullptr;
   const json* offsets = nullptr;
   if (v.is_object()) {
-    if (repeated == "dtype" || repeated == "shape" || repeated == "data_offsets")
-      bad(fmt::format("gives its {} twice", repeated));
+    for (const auto& repeated : repeats.fields)
+      if (repeated == "dtype" || repeated == "shape" || repeated == "data_offsets")
+        bad(fmt::format("gives its {} twice", repeated));
     const auto field = [&](const char* key) -> const json* {
       const auto found = v.find(key);
       if (found == v.end()) bad(fmt::format("has no {}", key));
@@ -291,7 +335,9 @@ Parsed tensor_entry(const std::string& name, const json& v, const std::string& r
   }
   Parsed p;
   // serde reads an enum's unit variant from its name, or from a one-key object {"F32": null}.
-  if (dtype->is_object() && dtype->size() == 1 && dtype->begin().value().is_null())
+  const bool dtype_repeats = std::find(repeats.below.begin(), repeats.below.end(),
+                                       v.is_object() ? "dtype" : "#0") != repeats.below.end();
+  if (dtype->is_object() && dtype->size() == 1 && !dtype_repeats && dtype->begin().value().is_null())
     p.dtype = dtype->begin().key();
   else if (dtype->is_string())
     p.dtype = dtype->get<std::string>();
@@ -312,9 +358,11 @@ Parsed tensor_entry(const std::string& name, const json& v, const std::string& r
   return p;
 }
 
-std::map<std::string, std::string> metadata_entry(const json& v, const Fail& fail) {
+std::map<std::string, std::string> metadata_entry(const json& v, const Header::Repeats& repeats,
+                                                  const Fail& fail) {
   std::map<std::string, std::string> m;
-  if (!v.is_object()) fail("its header's __metadata__ is not a map of strings to strings");
+  if (!v.is_object() || repeats.overwritten_non_string)
+    fail("its header's __metadata__ is not a map of strings to strings");
   for (const auto& [key, value] : v.items()) {
     if (!value.is_string()) fail("its header's __metadata__ is not a map of strings to strings");
     m.emplace(key, value.get<std::string>());
@@ -367,15 +415,18 @@ void File::parse(uint64_t budget_bytes) {
   // of a name given twice kept as serde keeps it in a HashMap, each one checked as it is read.
   std::map<std::string, Parsed> tensors;
   bool metadata_seen = false;
-  Header header(budget, [&](const std::string& key, json value, const std::string& repeated) {
-    if (key == "__metadata__") {
-      if (metadata_seen) fail("its header gives __metadata__ twice");
-      metadata_seen = true;
-      if (!value.is_null()) metadata_ = metadata_entry(value, fail);
-      return;
-    }
-    tensors[key] = tensor_entry(key, value, repeated, fail);
-  });
+  Header header(budget, "its header",
+                [&](const std::string& key, json value, const Header::Repeats& repeats) {
+                  if (key == "__metadata__") {
+                    if (metadata_seen) fail("its header gives __metadata__ twice");
+                    metadata_seen = true;
+                    if (!value.is_null()) metadata_ = metadata_entry(value, repeats, fail);
+                    return;
+                  }
+                  auto entry = tensor_entry(key, value, repeats, fail);
+                  budget.charge(128 + 8 * entry.shape.size(), "its tensors");  // what is kept of it
+                  tensors[key] = std::move(entry);
+                });
   const bool parsed = json::sax_parse(text, &header, json::input_format_t::json, /*strict=*/true);
   if (!parsed || !header.finished())
     fail(header.error().empty() ? std::string("its header is not valid JSON") : header.error());
@@ -410,11 +461,13 @@ void File::parse(uint64_t budget_bytes) {
       fail(fmt::format("tensor '{}' has {} bytes of data, but its shape {} of {} needs {}", shown,
                        p.end - p.begin, fmt::join(p.shape, "x"), p.dtype, bits / 8));
   }
+  header_cost_ = budget.used();
   if (start != size - 8 - n)
     fail(fmt::format("its tensors end {} bytes into its data, but the file holds {} bytes of data", start,
                      size - 8 - n));
 
-  // A tensor LibTorch can hold: a known type, sizes that fit an int64.
+  // A tensor LibTorch can hold: a known type, sizes and contiguous strides (products of the sizes, each
+  // at least 1) that fit an int64. PyTorch 1.13 refuses such sizes in reshape; the suite refuses them all.
   tensors_.reserve(ordered.size());
   for (auto& [key, p] : ordered) {
     const DtypeName* d = dtype_named(p.dtype);
@@ -425,9 +478,11 @@ void File::parse(uint64_t budget_bytes) {
     info.name = key;
     info.dtype_name = p.dtype;
     info.dtype = *d->type;
+    int64_t span = 1;
     for (const auto s : p.shape) {
-      if (s > static_cast<uint64_t>(INT64_MAX))
-        fail(fmt::format("tensor '{}' has a dimension larger than LibTorch's", printable(key, 80)));
+      if (s > static_cast<uint64_t>(INT64_MAX) ||
+          __builtin_mul_overflow(span, std::max<int64_t>(1, static_cast<int64_t>(s)), &span))
+        fail(fmt::format("tensor '{}' has sizes whose strides LibTorch cannot hold", printable(key, 80)));
       info.shape.push_back(static_cast<int64_t>(s));
     }
     info.offset = 8 + n + p.begin;
@@ -468,43 +523,49 @@ Checkpoint Checkpoint::open(const fs::path& path) {
     return c;
   }
   const auto index = read_index(path);
-  std::map<std::string, const File*> by_shard;
+  const std::map<std::string, std::string> shard_of(index.weight_map.begin(), index.weight_map.end());
+  const auto fail = [&](const std::string& what) {
+    throw FileError(fmt::format("{}: {}", path.string(), what));
+  };
+  // Shard by shard, each checked against the weight_map as soon as it is read, so that a wrong index stops
+  // at its first wrong shard; the shards' headers share one budget.
+  uint64_t budget_left = weights::kDefaultBudgetBytes;
+  std::map<std::string, Entry> found;
   for (const auto& shard : index.shards) {
     try {
-      c.files_.push_back(std::make_unique<File>(File::open(path.parent_path() / shard)));
+      c.files_.push_back(std::make_unique<File>(File::open(path.parent_path() / shard, budget_left)));
     } catch (const FileError& e) {
-      throw FileError(fmt::format("{}: {}", path.string(), e.what()));  // the index, then its shard
+      fail(e.what());  // the index, then its shard
     }
-    by_shard.emplace(shard, c.files_.back().get());
-  }
-  // Where each name is, over every shard: a name in two shards, or in a shard the index does not name
-  // for it, or in none, is an error.
-  std::map<std::string, Entry> found;
-  for (const auto& file : c.files_) {
+    const File* file = c.files_.back().get();
+    budget_left -= std::min(budget_left, file->header_cost());
     for (const auto& info : file->tensors()) {
-      const auto [at, fresh] = found.emplace(info.name, Entry{file.get(), &info});
-      if (!fresh)
-        throw FileError(fmt::format("{}: tensor '{}' is in two shards, {} and {}", path.string(),
-                                    printable(info.name, 80), at->second.file->name(), file->name()));
+      const auto shown = printable(info.name, 80);
+      if (const auto at = found.find(info.name); at != found.end())
+        fail(fmt::format("tensor '{}' is in two shards, {} and {}", shown, at->second.file->name(),
+                         file->name()));
+      const auto listed = shard_of.find(info.name);
+      if (listed == shard_of.end())
+        fail(fmt::format("tensor '{}' in {} is not in its weight_map", shown, file->name()));
+      if (listed->second != shard)
+        fail(fmt::format("tensor '{}' is in {}, but its weight_map names {}", shown, file->name(),
+                         printable(listed->second, 80)));
+      found.emplace(info.name, Entry{file, &info});
     }
   }
   for (const auto& [name, shard] : index.weight_map) {
     const auto at = found.find(name);
-    if (at == found.end() || at->second.file != by_shard.at(shard))
-      throw FileError(fmt::format("{}: tensor '{}' is not in {}, the shard its weight_map names",
-                                  path.string(), printable(name, 80), shard));
+    if (at == found.end())
+      fail(fmt::format("tensor '{}' is not in {}, the shard its weight_map names", printable(name, 80),
+                       shard));
     c.entries_.emplace_back(name, at->second);
-    found.erase(at);
   }
-  if (!found.empty())
-    throw FileError(fmt::format("{}: tensor '{}' in {} is not in its weight_map", path.string(),
-                                printable(found.begin()->first, 80), found.begin()->second.file->name()));
   return c;
 }
 
 Format sniff(std::string_view bytes) {
   const auto* head = reinterpret_cast<const unsigned char*>(bytes.data());
-  const size_t n = std::min<size_t>(bytes.size(), 9);
+  const size_t n = bytes.size();
   const auto space = [](unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
   if (n >= 4 && weights::le32(head) == weights::kLocalSignature) return Format::kZip;
   // An index is JSON text, an object. A safetensors file's JSON object starts at byte 8, after its
@@ -515,14 +576,14 @@ Format sniff(std::string_view bytes) {
   if (i < n && head[i] == '{' &&
       std::find(head, head + std::min<size_t>(n, 8), 0) == head + std::min<size_t>(n, 8))
     return Format::kSafetensorsIndex;
-  if (n == 9 && (head[8] == '{' || (space(head[8]) && weights::le32(head + 4) == 0)))
+  if (n >= 9 && (head[8] == '{' || (space(head[8]) && weights::le32(head + 4) == 0)))
     return Format::kSafetensors;
   return Format::kZip;
 }
 
 Format sniff(const fs::path& path) {
   const auto source = weights::open_source(path);
-  char head[9] = {};
+  char head[4096] = {};
   const auto n = static_cast<size_t>(std::min<uint64_t>(source->size(), sizeof head));
   source->read(0, head, n);
   return sniff(std::string_view(head, n));
@@ -534,21 +595,27 @@ Format sniff(const fs::path& path) {
 Index read_index(const fs::path& path) {
   const auto source = weights::open_source(path);
   const std::string name = path.string();
-  const auto fail = [&](const std::string& what) {
+  const Fail fail = [&](const std::string& what) {
     throw FileError(fmt::format("{}: not a valid safetensors index: {}", name, what));
   };
-  if (source->size() > weights::kDefaultBudgetBytes)
-    fail(fmt::format("it is {} bytes long, more than the reader's budget of {} MiB", source->size(),
-                     weights::kDefaultBudgetBytes >> 20));
+  weights::Budget budget;
+  budget.name_file(name);
+  budget.charge(source->size(), "its text");
   std::string text(source->size(), '\0');
   source->read(0, text.data(), text.size());
-  json index = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (index.is_discarded()) fail("it is not valid JSON");
-  if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
-    fail("it has no weight_map of tensor names to shard files");
+  // As Python's json.load of the file reads it, or refused: UTF-8 without a byte-order mark, no raw NUL.
+  if (!valid_utf8(text) || text.rfind("\xEF\xBB\xBF", 0) == 0 || text.find('\0') != std::string::npos)
+    fail("it is not JSON text in UTF-8");
+  json weight_map;
+  Header header(budget, "it", [&](const std::string& key, json value, const Header::Repeats& /*repeats*/) {
+    if (key == "weight_map") weight_map = std::move(value);
+  });
+  if (!json::sax_parse(text, &header, json::input_format_t::json, /*strict=*/true) || !header.finished())
+    fail(header.error().empty() ? std::string("it is not valid JSON") : header.error());
+  if (!weight_map.is_object()) fail("it has no weight_map of tensor names to shard files");
   Index out;
   std::set<std::string> shards;
-  for (const auto& [tensor, shard] : index["weight_map"].items()) {
+  for (const auto& [tensor, shard] : weight_map.items()) {
     if (!shard.is_string()) fail(fmt::format("the shard of '{}' is not a file name", printable(tensor, 80)));
     const auto file = shard.get<std::string>();
     if (file.empty() || file == "." || file == ".." ||

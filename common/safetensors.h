@@ -55,6 +55,8 @@ class File {
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   // The header's __metadata__, or nothing when it is absent or null.
   const std::optional<std::map<std::string, std::string>>& metadata() const { return metadata_; }
+  // What reading its header drew from the budget.
+  uint64_t header_cost() const { return header_cost_; }
 
   // Reads each tensor's bytes into its target, which has its dtype and element count: straight into a
   // contiguous CPU tensor (all of them at once, in parallel slices), through a CPU copy otherwise.
@@ -69,6 +71,7 @@ class File {
   std::string name_;
   std::vector<TensorInfo> tensors_;
   std::optional<std::map<std::string, std::string>> metadata_;
+  uint64_t header_cost_ = 0;
 };
 
 // A checkpoint in one file or in shards: `model.safetensors.index.json`, whose weight_map names the shard
@@ -82,7 +85,7 @@ class Checkpoint {
     const File* file;
     const TensorInfo* info;
   };
-  // Name -> where its bytes are: a single file in its own order, shards in the index's order of names.
+  // Name -> where its bytes are: a single file in its own order, shards by name.
   const std::vector<std::pair<std::string, Entry>>& entries() const { return entries_; }
 
  private:

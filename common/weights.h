@@ -56,6 +56,8 @@ class Budget {
   // Throws FileError "<file>: reading it needs more than the reader's budget ... (<what>)".
   void charge(uint64_t bytes, const char* what);
   uint64_t used() const { return total_ - left_; }
+  // What a value that is no longer held took, given back.
+  void refund(uint64_t bytes) { left_ = std::min(total_, left_ + bytes); }
   void name_file(std::string name) { file_ = std::move(name); }
 
  private:
