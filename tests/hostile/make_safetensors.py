@@ -122,6 +122,23 @@ def single_cases():
         ("duplicate_shape", "shape twice in an entry", obj(entry(extra=',"shape":[2]'))),
         ("duplicate_data_offsets", "data_offsets twice in an entry", obj(entry(extra=',"data_offsets":[0,8]'))),
         ("duplicate_unknown_field", "an unknown field twice in an entry", obj(entry(extra=',"u":1,"u":2'))),
+        ("duplicate_dtype_then_unknown", "dtype twice, then an unknown field twice: serde refuses the first",
+         obj(entry(extra=',"dtype":"F32","u":1,"u":1'))),
+        ("duplicate_shape_invalid_then_unknown", "an invalid shape given first, shape again, an unknown field twice",
+         obj('"x":{"shape":"bad","dtype":"F32","shape":[2],"data_offsets":[0,8],"u":1,"u":1}')),
+        ("dtype_map_repeated_key", "a dtype written as {\"F32\":null,\"F32\":null}",
+         obj(entry(dtype='{"F32":null,"F32":null}'))),
+        ("dtype_map_repeated_key_in_list", "the same, in an entry written as a list",
+         st('{"x":[{"F32":null,"F32":null},[2],[0,8]]}')),
+        ("metadata_repeated_key_first_not_string", "a key twice in __metadata__, its first value 1",
+         st('{"__metadata__":{"a":1,"a":"b"},' + X + "}")),
+        ("metadata_repeated_key_first_object", "a key twice in __metadata__, its first value an object",
+         st('{"__metadata__":{"a":{},"a":"b"},' + X + "}")),
+        ("number_near_max_double_refused_by_serde", "1.7976931348623158e308 in an unknown field",
+         obj(entry(extra=',"u":1.7976931348623158e308'))),
+        ("number_near_max_double_read_by_serde", "179769313486231581e291 in an unknown field",
+         obj(entry(extra=',"u":179769313486231581e291'))),
+        ("number_1e308", "1e308 in an unknown field: read by both", obj(entry(extra=',"u":1e308'))),
         # Entries.
         ("missing_dtype", "an entry without dtype", st('{"x":{"shape":[2],"data_offsets":[0,8]}}')),
         ("missing_shape", "an entry without shape", st('{"x":{"dtype":"F32","data_offsets":[0,8]}}')),
@@ -254,6 +271,10 @@ def single_cases():
                obj(entry(dtype='"%s"' % dtype, shape="[%d]" % shape, offsets="[0,%d]" % size),
                    data=bytes(range(1, size + 1))))
     yield ("dtype_u16_empty", "dtype U16, shape [0]", obj(entry(dtype='"U16"', shape="[0]", offsets="[0,0]"), data=b""))
+    for name, shape in (("strides_2_31_2_32_0", "[2147483648,4294967296,0]"), ("strides_2_62_2_0", "[4611686018427387904,2,0]"),
+                        ("strides_0_5_2_60_2", "[0,5764607523034234880,2]")):
+        yield (name, "an empty F32 tensor of shape %s: strides past an int64" % shape,
+               obj(entry(shape=shape, offsets="[0,0]"), data=b""))
     yield ("dtype_f4_odd", "dtype F4, shape [1]: half a byte",
            obj(entry(dtype='"F4"', shape="[1]", offsets="[0,1]"), data=b"\1"))
     yield ("dtype_u16_after_f32", "an F32 tensor, then a U16 one",
@@ -294,6 +315,13 @@ def index_cases(out):
     yield ("index_bad_shard", "a shard with 4 bytes after its last tensor", "",
            {"a": s1, "b": s1, "c": s2}, {s1: two[s1], s2: two[s2] + b"\0" * 4}, None)
     yield ("index_not_json", "an index that is not JSON", "", {}, two, "not json")
+    usual = json.dumps({"weight_map": {"a": s1, "b": s1, "c": s2}})
+    yield ("index_nul_then_garbage", "a NUL after the index's object, then bytes that are not UTF-8", "", {}, two,
+           usual + "\0\xff garbage")
+    yield ("index_deep_metadata", "metadata nested 100,000 deep", "", {}, two,
+           '{"metadata":' + "[" * 100000 + "]" * 100000 + ',"weight_map":' + json.dumps({"a": s1, "b": s1, "c": s2}) + "}")
+    yield ("index_one_shard_under_two_names", "one file under two shard names, a in one and b in the other", "",
+           {"a": s1, "b": "again.safetensors", "c": s2}, {**two, "again.safetensors": two[s1]}, None)
     yield ("index_without_weight_map", "an index with no weight_map", "", {}, two, '{"metadata":{"total_size":30}}')
 
 
