@@ -14,8 +14,8 @@
 #include "tests/testing.h"
 
 namespace fs = std::filesystem;
-using testing_mp::tensors_close;
 using testing_mp::load_error;
+using testing_mp::tensors_close;
 using testing_mp::tensors_equal;
 
 namespace {

@@ -3,6 +3,7 @@
 // is tested by tests/safetensors_interop.py and tests/fuzz/agree_with_python.py --safetensors.
 #include <fstream>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
