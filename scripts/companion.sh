@@ -14,8 +14,10 @@ fi
 MP_SKIP_INSTALL=1 scripts/build.sh
 out=${MP_BUILD_DIR:-build}/companion
 rm -rf "$out"
-# Debian's python3, which has python3-torch, matplotlib, Pygments and websocket.
+# Debian's python3, which has python3-torch, matplotlib, Pygments and websocket; through .venv (made by
+# scripts/install-deps.sh, Debian's packages and safetensors) when it is there, for lesson 09's last cell.
 python=/usr/bin/python3
+[ -x .venv/bin/python3 ] && python=.venv/bin/python3
 status=0
 "$python" scripts/companion/build_pages.py . "${MP_BUILD_DIR:-build}" "$out" "$@" || status=1
 "$python" scripts/companion/browser_check.py . "$out" || status=1

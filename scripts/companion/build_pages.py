@@ -222,8 +222,8 @@ def build_lesson(name, main, twin, bin_dir, work, seed, skipped=None):
         cpp_labels = [e["label"] for e in printed if "label" in e]
         compared, differences = 0, []
         if py_cell is not None:
-            # CPP_ONLY and EXACT are the twin's notes to the comparison, not values.
-            py_labels = [label for label in py_cell["labels"] if label not in ("CPP_ONLY", "EXACT")]
+            # CPP_ONLY, EXACT and SAME_BYTES are the twin's notes to the comparison, not values.
+            py_labels = [label for label in py_cell["labels"] if label not in ("CPP_ONLY", "EXACT", "SAME_BYTES")]
             for label in dict.fromkeys(cpp_labels + py_labels):
                 if label in cpp_only_labels:
                     continue
