@@ -2,6 +2,10 @@
 // given to the real lessons: every one is refused with one error line naming the file and what it
 // found, exit status 2, no signal, within seconds, within bounded memory, the output folder unchanged,
 // and nothing from the file run. And the contrast: LibTorch's own torch::load runs the same file's code.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <fstream>
 #include <map>
 
@@ -10,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/checkpoint.h"
+#include "common/files.h"
 #include "common/lesson.h"
 #include "common/serialize.h"
 #include "common/weights.h"
@@ -85,11 +90,48 @@ void expect_bounded_refusal(const testing_mp::RunResult& bad, const testing_mp::
       << "peak " << bad.max_rss_kb << " KB against " << good.max_rss_kb << " KB for a normal run";
 }
 
+// A normal run of lesson 09, made once for all the test processes of this build (ctest runs each case in
+// a process of its own) and remade when the lesson is rebuilt: its time and memory, and the folder it
+// wrote. A lock file makes the processes that start together wait for the one that runs it.
+const testing_mp::RunResult& shared_normal_file_io_run(fs::path& written) {
+  static testing_mp::RunResult run;
+  static bool done = false;
+  const fs::path dir = fs::path(MP_BINARY_DIR) / "test-output" / "hostile-normal-09_file_io";
+  written = dir / "out";
+  if (done) return run;
+  fs::create_directories(dir);
+  const int lock = ::open((dir / "lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+  if (lock < 0 || ::flock(lock, LOCK_EX) != 0)
+    throw std::runtime_error("cannot lock " + (dir / "lock").string());
+  const auto record = dir / "run.json";
+  std::error_code error;
+  const bool fresh = fs::exists(record) &&
+                     fs::last_write_time(record, error) > fs::last_write_time(MP_FILE_IO_BINARY, error);
+  if (fresh) {
+    std::ifstream in(record);
+    const auto saved = nlohmann::json::parse(in);
+    run.exit_code = saved.at("exit_code");
+    run.seconds = saved.at("seconds");
+    run.max_rss_kb = saved.at("max_rss_kb");
+  } else {
+    fs::remove_all(written);
+    run = testing_mp::run_program({MP_FILE_IO_BINARY, "--device", "cpu", "--out-dir", written.string()});
+    common::write_file_atomically(
+        record,
+        nlohmann::json{{"exit_code", run.exit_code}, {"seconds", run.seconds}, {"max_rss_kb", run.max_rss_kb}}
+            .dump());
+  }
+  ::flock(lock, LOCK_UN);
+  ::close(lock);
+  done = true;
+  return run;
+}
+
 // Lesson 09's --load of the file, into a folder that holds what a normal run writes: refused with exit
 // status 2 and one bounded error line, and the folder left as it was.
 void expect_load_refused(const fs::path& file, const std::string& expected) {
-  const auto normal_dir = testing_mp::fresh_dir("normal");
-  const auto& good = normal_run({MP_FILE_IO_BINARY, "--device", "cpu", "--out-dir", normal_dir.string()});
+  fs::path normal_dir;
+  const auto& good = shared_normal_file_io_run(normal_dir);
   ASSERT_EQ(good.exit_code, 0) << good.err;
   const auto out_dir = testing_mp::fresh_dir("out");
   fs::copy(normal_dir, out_dir, fs::copy_options::recursive);
