@@ -179,7 +179,8 @@ TEST(FileIoSafetensors, TheWriterRefusesWhatSaveFileRefusesAndWritesNothing) {
   EXPECT_TRUE(tensors_equal(by_name.at("rest"), x.slice(0, 1)));
 }
 
-// --load takes a sharded checkpoint that Python's safetensors wrote, as transformers lays one out.
+// --load takes a sharded checkpoint that Python's safetensors wrote, as transformers lays one out, and a
+// single file, told from a zip by its bytes.
 TEST(FileIoSafetensors, TheLessonLoadsAShardedCheckpointPythonWrote) {
   const auto python = testing_mp::python_with_torch();
   if (python.empty()) GTEST_SKIP() << "no Python with torch";
@@ -207,20 +208,24 @@ for part, prefix in enumerate(["hidden.", "output."]):
 with open(os.path.join(folder, "model.safetensors.index.json"), "w") as f:
     json.dump({"metadata": {"total_size": sum(v.numel() * 4 for v in state.values())}, "weight_map": weight_map}, f)
 torch.save(state, os.path.join(folder, "expected.pt"))
+save_file(state, os.path.join(folder, "named-like-a-zip.pt"))  # a name says nothing of what a file holds
 )";
   const auto made = testing_mp::run_program({python, "-c", script, shards.string()});
   if (made.exit_code == 77) GTEST_SKIP() << python << " has no safetensors (scripts/install-deps.sh adds it)";
   ASSERT_EQ(made.exit_code, 0) << made.err;
-  const auto out = dir / "out";
-  const auto run = testing_mp::run_program({MP_FILE_IO_BINARY, "--device", "cpu", "--out-dir", out.string(),
-                                            "--load", (shards / "model.safetensors.index.json").string()});
-  ASSERT_EQ(run.exit_code, 0) << run.err;
-  // The loaded MLP's output on the lesson's X is the Python MLP's output on it.
+  // The loaded MLP's output on the lesson's X is the Python MLP's output on it, from the shards and from
+  // the single file Python wrote.
   file_io::MLP expected;
   common::load_state_dict(*expected, shards / "expected.pt");
-  const auto X = common::read_value(out / "X.pt").toTensor();
-  const auto Y = common::read_value(out / "Y.pt").toTensor();
-  EXPECT_TRUE(tensors_equal(Y, expected(X).detach()));
+  for (const char* name : {"model.safetensors.index.json", "named-like-a-zip.pt"}) {
+    const auto out = dir / ("out-" + std::string(name));
+    const auto run = testing_mp::run_program({MP_FILE_IO_BINARY, "--device", "cpu", "--out-dir", out.string(),
+                                              "--load", (shards / name).string()});
+    ASSERT_EQ(run.exit_code, 0) << run.err;
+    const auto X = common::read_value(out / "X.pt").toTensor();
+    const auto Y = common::read_value(out / "Y.pt").toTensor();
+    EXPECT_TRUE(tensors_equal(Y, expected(X).detach())) << name;
+  }
 }
 
 // A shard is a file beside its index, found in the shard the index names, and in one shard only.
