@@ -472,6 +472,11 @@ void File::parse(uint64_t budget_bytes) {
   tensors_.reserve(ordered.size());
   for (auto& [key, p] : ordered) {
     const DtypeName* d = dtype_named(p.dtype);
+    if (d->bits < 8)
+      fail(
+          fmt::format("tensor '{}' has the dtype {}, whose elements are smaller than a byte; the suite does "
+                      "not read them",
+                      printable(key, 80), p.dtype));
     if (!d->type)
       fail(fmt::format("tensor '{}' has the dtype {}, which this LibTorch ({}) has no type for",
                        printable(key, 80), p.dtype, TORCH_VERSION));

@@ -20,7 +20,7 @@ the suite loads a file exactly when safetensors.torch.load_file does, and then t
 each of the same dtype, shape and bytes (NaN payloads included), and the same __metadata__. Refusals are
 allowed where Python loads only for the reasons docs/RELIABILITY.md gives: the suite's memory budget, a
 number past 1e308 (where serde_json's rounding and a correctly rounded parse disagree), sizes whose strides
-LibTorch cannot hold, and an index that is not RFC 8259 JSON (Python's json also reads NaN, Infinity and lone
+LibTorch cannot hold, the half-byte F4 (which newer PyTorch reads as float4_e2m1fn_x2), and an index that is not RFC 8259 JSON (Python's json also reads NaN, Infinity and lone
 surrogates). Exit 77 when this Python has no torch or no safetensors.
 """
 import json
@@ -199,7 +199,7 @@ def safetensors_differences(torch, theirs, ours):
 
 # The suite's refusals of files Python's safetensors reads, each a rule of docs/RELIABILITY.md.
 DOCUMENTED_REFUSALS = ("budget", "a number too large to read alike", "number overflow parsing",
-                       "whose strides LibTorch cannot hold")
+                       "whose strides LibTorch cannot hold", "whose elements are smaller than a byte")
 
 
 def suite_verdicts(tool, work, paths):
