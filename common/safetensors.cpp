@@ -3,7 +3,6 @@
 #include "common/safetensors.h"
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <cstring>
 #include <set>
@@ -24,62 +23,6 @@ using weights::Fail;
 
 namespace {
 
-#define MP_TORCH_AT_LEAST(major, minor) \
-  (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
-
-// The reference's Dtype, in its declaration order (which its writer sorts by), with the LibTorch type
-// where this LibTorch has one.
-constexpr std::array<DtypeName, 22> kDtypes{{
-    {"BOOL", 8, c10::ScalarType::Bool},
-    {"F4", 4, std::nullopt},
-    {"F6_E2M3", 6, std::nullopt},
-    {"F6_E3M2", 6, std::nullopt},
-    {"U8", 8, c10::ScalarType::Byte},
-    {"I8", 8, c10::ScalarType::Char},
-#if MP_TORCH_AT_LEAST(2, 1)
-    {"F8_E5M2", 8, c10::ScalarType::Float8_e5m2},
-    {"F8_E4M3", 8, c10::ScalarType::Float8_e4m3fn},
-#else
-    {"F8_E5M2", 8, std::nullopt},
-    {"F8_E4M3", 8, std::nullopt},
-#endif
-#if MP_TORCH_AT_LEAST(2, 7)
-    {"F8_E8M0", 8, c10::ScalarType::Float8_e8m0fnu},
-#else
-    {"F8_E8M0", 8, std::nullopt},
-#endif
-#if MP_TORCH_AT_LEAST(2, 2)
-    {"F8_E4M3FNUZ", 8, c10::ScalarType::Float8_e4m3fnuz},
-    {"F8_E5M2FNUZ", 8, c10::ScalarType::Float8_e5m2fnuz},
-#else
-    {"F8_E4M3FNUZ", 8, std::nullopt},
-    {"F8_E5M2FNUZ", 8, std::nullopt},
-#endif
-    {"I16", 16, c10::ScalarType::Short},
-#if MP_TORCH_AT_LEAST(2, 3)
-    {"U16", 16, c10::ScalarType::UInt16},
-#else
-    {"U16", 16, std::nullopt},
-#endif
-    {"F16", 16, c10::ScalarType::Half},
-    {"BF16", 16, c10::ScalarType::BFloat16},
-    {"I32", 32, c10::ScalarType::Int},
-#if MP_TORCH_AT_LEAST(2, 3)
-    {"U32", 32, c10::ScalarType::UInt32},
-#else
-    {"U32", 32, std::nullopt},
-#endif
-    {"F32", 32, c10::ScalarType::Float},
-    {"C64", 64, c10::ScalarType::ComplexFloat},
-    {"F64", 64, c10::ScalarType::Double},
-    {"I64", 64, c10::ScalarType::Long},
-#if MP_TORCH_AT_LEAST(2, 3)
-    {"U64", 64, c10::ScalarType::UInt64},
-#else
-    {"U64", 64, std::nullopt},
-#endif
-}};
-
 // The header's JSON, read event by event: each top-level value is built alone, handed over as soon as it
 // is complete and dropped (its cost given back to the budget), so that only the value being read is in
 // memory. Depth is limited as serde_json limits it. A key given twice in an object is noted where serde
@@ -87,12 +30,7 @@ constexpr std::array<DtypeName, 22> kDtypes{{
 // string), and in the object one level below it (an enum written as a one-key map).
 class Header {
  public:
-  struct Repeats {
-    std::vector<std::string> fields;      // keys given twice in the top-level value's own object
-    bool overwritten_non_string = false;  // ... and the first of them was not a string
-    std::vector<std::string> below;       // names of the objects one level down with a key given twice
-  };
-  using Done = std::function<void(const std::string& key, json value, const Repeats& repeats)>;
+  using Done = JsonDone;
   // `subject` starts each error: "its header" for a safetensors file, "it" for an index.
   Header(weights::Budget& budget, std::string subject, Done done)
       : budget_(budget), subject_(std::move(subject)), done_(std::move(done)) {}
@@ -238,6 +176,13 @@ class Header {
   std::string error_;
 };
 
+std::optional<uint64_t> usize(const json& v) {
+  if (!v.is_number_unsigned()) return std::nullopt;
+  return v.get<uint64_t>();
+}
+
+}  // namespace
+
 // RFC 3629 UTF-8, as Rust's str::from_utf8 checks the header: no overlong forms, no surrogates, nothing
 // past U+10FFFF.
 bool valid_utf8(std::string_view s) {
@@ -273,27 +218,6 @@ bool valid_utf8(std::string_view s) {
   return true;
 }
 
-std::optional<uint64_t> usize(const json& v) {
-  if (!v.is_number_unsigned()) return std::nullopt;
-  return v.get<uint64_t>();
-}
-
-}  // namespace
-
-const DtypeName* dtype_named(std::string_view name) {
-  for (const auto& d : kDtypes)
-    if (name == d.name) return &d;
-  return nullptr;
-}
-
-const DtypeName* dtype_of(c10::ScalarType type) {
-  for (const auto& d : kDtypes)
-    if (d.type == type) return &d;
-  return nullptr;
-}
-
-size_t dtype_rank(const DtypeName* d) { return static_cast<size_t>(d - kDtypes.data()); }
-
 // --- The header ----------------------------------------------------------------------------------------
 
 namespace {
@@ -307,8 +231,7 @@ struct Parsed {
 
 // A tensor entry as serde derives TensorInfo: an object with dtype, shape and data_offsets (other fields
 // ignored, a field given twice refused), or an array of exactly those three.
-Parsed tensor_entry(const std::string& name, const json& v, const Header::Repeats& repeats,
-                    const Fail& fail) {
+Parsed tensor_entry(const std::string& name, const json& v, const Repeats& repeats, const Fail& fail) {
   const auto bad = [&](const std::string& what) {
     fail(fmt::format("tensor '{}' in its header {}", printable(name, 80), what));
   };
@@ -359,8 +282,7 @@ Parsed tensor_entry(const std::string& name, const json& v, const Header::Repeat
   return p;
 }
 
-std::map<std::string, std::string> metadata_entry(const json& v, const Header::Repeats& repeats,
-                                                  const Fail& fail) {
+std::map<std::string, std::string> metadata_entry(const json& v, const Repeats& repeats, const Fail& fail) {
   std::map<std::string, std::string> m;
   if (!v.is_object() || repeats.overwritten_non_string)
     fail("its header's __metadata__ is not a map of strings to strings");
@@ -416,21 +338,19 @@ void File::parse(uint64_t budget_bytes) {
   // of a name given twice kept as serde keeps it in a HashMap, each one checked as it is read.
   std::map<std::string, Parsed> tensors;
   bool metadata_seen = false;
-  Header header(budget, "its header",
-                [&](const std::string& key, json value, const Header::Repeats& repeats) {
-                  if (key == "__metadata__") {
-                    if (metadata_seen) fail("its header gives __metadata__ twice");
-                    metadata_seen = true;
-                    if (!value.is_null()) metadata_ = metadata_entry(value, repeats, fail);
-                    return;
-                  }
-                  auto entry = tensor_entry(key, value, repeats, fail);
-                  budget.charge(128 + 8 * entry.shape.size(), "its tensors");  // what is kept of it
-                  tensors[key] = std::move(entry);
-                });
-  const bool parsed = json::sax_parse(text, &header, json::input_format_t::json, /*strict=*/true);
-  if (!parsed || !header.finished())
-    fail(header.error().empty() ? std::string("its header is not valid JSON") : header.error());
+  const auto error = parse_object(
+      text, budget, "its header", [&](const std::string& key, json value, const Repeats& repeats) {
+        if (key == "__metadata__") {
+          if (metadata_seen) fail("its header gives __metadata__ twice");
+          metadata_seen = true;
+          if (!value.is_null()) metadata_ = metadata_entry(value, repeats, fail);
+          return;
+        }
+        auto entry = tensor_entry(key, value, repeats, fail);
+        budget.charge(128 + 8 * entry.shape.size(), "its tensors");  // what is kept of it
+        tensors[key] = std::move(entry);
+      });
+  if (!error.empty()) fail(error);
 
   // Metadata::validate, in the order of data_offsets: each tensor starts where the one before it ended,
   // ends at or after its start, and holds exactly its shape's bytes (overflow checked); the last ends at
@@ -518,119 +438,12 @@ torch::Tensor File::read(const TensorInfo& info) const {
   return t;
 }
 
-// --- Shards ------------------------------------------------------------------------------------------
-
-Checkpoint Checkpoint::open(const fs::path& path) {
-  Checkpoint c;
-  if (sniff(path) != Format::kSafetensorsIndex) {
-    c.files_.push_back(std::make_unique<File>(File::open(path)));
-    for (const auto& info : c.files_.back()->tensors())
-      c.entries_.emplace_back(info.name, Entry{c.files_.back().get(), &info});
-    return c;
-  }
-  const auto index = read_index(path);
-  const std::map<std::string, std::string> shard_of(index.weight_map.begin(), index.weight_map.end());
-  const auto fail = [&](const std::string& what) {
-    throw FileError(fmt::format("{}: {}", path.string(), what));
-  };
-  // Shard by shard, each checked against the weight_map as soon as it is read, so that a wrong index stops
-  // at its first wrong shard; the shards' headers share one budget.
-  uint64_t budget_left = weights::kDefaultBudgetBytes;
-  std::map<std::string, Entry> found;
-  for (const auto& shard : index.shards) {
-    try {
-      c.files_.push_back(std::make_unique<File>(File::open(path.parent_path() / shard, budget_left)));
-    } catch (const FileError& e) {
-      fail(e.what());  // the index, then its shard
-    }
-    const File* file = c.files_.back().get();
-    budget_left -= std::min(budget_left, file->header_cost());
-    for (const auto& info : file->tensors()) {
-      const auto shown = printable(info.name, 80);
-      if (const auto at = found.find(info.name); at != found.end())
-        fail(fmt::format("tensor '{}' is in two shards, {} and {}", shown, at->second.file->name(),
-                         file->name()));
-      const auto listed = shard_of.find(info.name);
-      if (listed == shard_of.end())
-        fail(fmt::format("tensor '{}' in {} is not in its weight_map", shown, file->name()));
-      if (listed->second != shard)
-        fail(fmt::format("tensor '{}' is in {}, but its weight_map names {}", shown, file->name(),
-                         printable(listed->second, 80)));
-      found.emplace(info.name, Entry{file, &info});
-    }
-  }
-  for (const auto& [name, shard] : index.weight_map) {
-    const auto at = found.find(name);
-    if (at == found.end())
-      fail(fmt::format("tensor '{}' is not in {}, the shard its weight_map names", printable(name, 80),
-                       shard));
-    c.entries_.emplace_back(name, at->second);
-  }
-  return c;
-}
-
-Format sniff(std::string_view bytes) {
-  const auto* head = reinterpret_cast<const unsigned char*>(bytes.data());
-  const size_t n = bytes.size();
-  const auto space = [](unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
-  if (n >= 4 && weights::le32(head) == weights::kLocalSignature) return Format::kZip;
-  // An index is JSON text, an object. A safetensors file's JSON object starts at byte 8, after its
-  // header's length, at most 100,000,000 (bytes 4 to 7 zero) where whitespace comes first. Anything else
-  // goes to the zip reader, which says what it is not.
-  size_t i = 0;
-  while (i < n && space(head[i])) ++i;
-  if (i < n && head[i] == '{' &&
-      std::find(head, head + std::min<size_t>(n, 8), 0) == head + std::min<size_t>(n, 8))
-    return Format::kSafetensorsIndex;
-  if (n >= 9 && (head[8] == '{' || (space(head[8]) && weights::le32(head + 4) == 0)))
-    return Format::kSafetensors;
-  return Format::kZip;
-}
-
-Format sniff(const fs::path& path) {
-  const auto source = weights::open_source(path);
-  char head[4096] = {};
-  const auto n = static_cast<size_t>(std::min<uint64_t>(source->size(), sizeof head));
-  source->read(0, head, n);
-  return sniff(std::string_view(head, n));
-}
-
-// The index as transformers writes it: {"metadata": {...}, "weight_map": {tensor: shard file}}. Only
-// weight_map is read. A shard is a file in the index's folder: a name with a slash or a backslash, or "."
-// or "..", is refused, so that no index reaches a file elsewhere.
-Index read_index(const fs::path& path) {
-  const auto source = weights::open_source(path);
-  const std::string name = path.string();
-  const Fail fail = [&](const std::string& what) {
-    throw FileError(fmt::format("{}: not a valid safetensors index: {}", name, what));
-  };
-  weights::Budget budget;
-  budget.name_file(name);
-  budget.charge(source->size(), "its text");
-  std::string text(source->size(), '\0');
-  source->read(0, text.data(), text.size());
-  // As Python's json.load of the file reads it, or refused: UTF-8 without a byte-order mark, no raw NUL.
-  if (!valid_utf8(text) || text.rfind("\xEF\xBB\xBF", 0) == 0 || text.find('\0') != std::string::npos)
-    fail("it is not JSON text in UTF-8");
-  json weight_map;
-  Header header(budget, "it", [&](const std::string& key, json value, const Header::Repeats& /*repeats*/) {
-    if (key == "weight_map") weight_map = std::move(value);
-  });
-  if (!json::sax_parse(text, &header, json::input_format_t::json, /*strict=*/true) || !header.finished())
-    fail(header.error().empty() ? std::string("it is not valid JSON") : header.error());
-  if (!weight_map.is_object()) fail("it has no weight_map of tensor names to shard files");
-  Index out;
-  std::set<std::string> shards;
-  for (const auto& [tensor, shard] : weight_map.items()) {
-    if (!shard.is_string()) fail(fmt::format("the shard of '{}' is not a file name", printable(tensor, 80)));
-    const auto file = shard.get<std::string>();
-    if (file.empty() || file == "." || file == ".." ||
-        file.find_first_of(std::string("/\\\0", 3)) != std::string::npos)
-      fail(fmt::format("the shard '{}' is not a file in the index's folder", printable(file, 80)));
-    out.weight_map.emplace_back(tensor, file);
-    if (shards.insert(file).second) out.shards.push_back(file);
-  }
-  return out;
+std::string parse_object(const std::string& text, weights::Budget& budget, const std::string& subject,
+                         const JsonDone& done) {
+  Header header(budget, subject, done);
+  if (json::sax_parse(text, &header, json::input_format_t::json, /*strict=*/true) && header.finished())
+    return "";
+  return header.error().empty() ? subject + " is not valid JSON" : header.error();
 }
 
 }  // namespace common::safetensors

@@ -202,6 +202,15 @@ DOCUMENTED_REFUSALS = ("budget", "a number too large to read alike", "number ove
                        "whose strides LibTorch cannot hold", "whose elements are smaller than a byte")
 
 
+def report(counts, failures, passing):
+    """Prints each count, each failure, and how many passed (the counts named in `passing`)."""
+    for what, n in counts.items():
+        print(f"{n:5d} {what}")
+    for f in failures:
+        print("FAIL", f)
+    print(f"{sum(counts[k] for k in passing)} passed, {len(failures)} failed")
+
+
 def suite_verdicts(tool, work, paths):
     """Runs WEIGHTS_AGREE --safetensors on paths: {k: (loaded|refused, message)}, or None when it failed."""
     run = subprocess.run([tool, "--safetensors", work] + paths, capture_output=True, encoding="utf-8",
@@ -288,12 +297,7 @@ def main_safetensors(args):
             failures.append(f"{path}: read otherwise by the suite: " + "; ".join(differences[:5]))
         else:
             counts["loaded by both, equal"] += 1
-    for what, n in counts.items():
-        print(f"{n:5d} {what}")
-    for f in failures:
-        print("FAIL", f)
-    passed = counts["loaded by both, equal"] + counts["refused by both"] + counts["refused for a documented reason"]
-    print(f"{passed} passed, {len(failures)} failed")
+    report(counts, failures, ("loaded by both, equal", "refused by both", "refused for a documented reason"))
     return 1 if failures else 0
 
 
@@ -346,11 +350,7 @@ def main():
             failures.append(f"{path}: read otherwise by the suite: {difference}")
         else:
             counts["loaded by both, equal"] += 1
-    for what, n in counts.items():
-        print(f"{n:5d} {what}")
-    for f in failures:
-        print("FAIL", f)
-    print(f"{counts['loaded by both, equal'] + counts['refused by the suite']} passed, {len(failures)} failed")
+    report(counts, failures, ("loaded by both, equal", "refused by the suite"))
     return 1 if failures else 0
 
 
