@@ -400,11 +400,11 @@ torch::Tensor WeightsFile::storage(const TensorRef& ref) const { return piece(re
 torch::Tensor WeightsFile::tensor(const TensorRef& ref) const {
   const auto& p = piece(ref);
   // Python's _rebuild_tensor: a tensor set on the storage, sharing it (not a copy, and not an autograd
-  // view): a stride-0 tensor of any size costs its storage only. A tensor of no elements outside every
-  // kept part sits at the start of one.
-  const int64_t offset = ref.numel() == 0
-                             ? std::clamp<int64_t>(ref.storage_offset - p.first, 0, p.data.numel())
-                             : ref.storage_offset - p.first;
+  // view): a stride-0 tensor of any size costs its storage only. A tensor of no elements keeps its offset,
+  // even past the storage's end, as Python's does; only one before a kept part of a huge storage (whose
+  // offsets are relative to that part) starts at the part instead.
+  int64_t offset = ref.storage_offset - p.first;
+  if (ref.numel() == 0) offset = std::max<int64_t>(offset, 0);
   auto out = torch::empty({0}, p.data.options()).set_(p.data.storage(), offset, ref.sizes, ref.strides);
   if (ref.requires_grad) out.requires_grad_(true);
   return out;
