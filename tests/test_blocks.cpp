@@ -2,8 +2,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "common/params.h"
-#include "common/serialize.h"
+#include "common/lesson/params.h"
+#include "common/weights/state_dict.h"
 #include "lessons/01_blocks/blocks.h"
 #include "tests/testing.h"
 

@@ -8,8 +8,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "common/lesson.h"
-#include "common/serialize.h"
+#include "common/lesson/lesson.h"
+#include "common/weights/state_dict.h"
 #include "lessons/11_checkpoints/checkpoints.h"
 #include "tests/testing.h"
 

@@ -9,7 +9,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "common/lesson.h"
+#include "common/lesson/lesson.h"
 #include "tests/testing.h"
 
 namespace fs = std::filesystem;

@@ -12,9 +12,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "common/device.h"
-#include "common/lesson.h"
-#include "common/print.h"
+#include "common/lesson/device.h"
+#include "common/lesson/lesson.h"
+#include "common/lesson/print.h"
 #include "tests/testing.h"
 
 TEST(ParseDevice, CpuIsTheCpu) { EXPECT_EQ(common::parse_device("cpu"), torch::Device(torch::kCPU)); }
@@ -113,7 +113,7 @@ TEST(LessonCli, DefaultsRunAndWriteValuesJson) {
   EXPECT_TRUE(std::filesystem::exists(dir / "values.json"));
 }
 
-// common/malloc_policy.cpp: every program of the suite keeps large blocks in glibc's heap. mallinfo2's hblks
+// common/lesson/malloc_policy.cpp: every program of the suite keeps large blocks in glibc's heap. mallinfo2's hblks
 // counts the blocks glibc took from mmap; AddressSanitizer replaces malloc, and it means nothing there.
 #if defined(__SANITIZE_ADDRESS__)
 #define MP_MALLOC_REPLACED 1
@@ -158,7 +158,7 @@ TEST(MallocPolicy, WithoutItGlibcMapsTheSameBlock) {
   expect_only_the_policy_passes("MallocPolicy.ABlockOf16MiBComesFromTheHeap");
 }
 
-// The front for tensor blocks of 1 MiB and more that common/malloc_policy.cpp puts before LibTorch's CPU
+// The front for tensor blocks of 1 MiB and more that common/lesson/malloc_policy.cpp puts before LibTorch's CPU
 // allocator. A fresh anonymous mapping is all zeros, so a new tensor that still shows the bytes of one freed
 // before it came from a kept block.
 namespace {

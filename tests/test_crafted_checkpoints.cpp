@@ -13,7 +13,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "common/checkpoint.h"
+#include "common/training/checkpoint.h"
 #include "tests/testing.h"
 
 namespace fs = std::filesystem;
@@ -23,7 +23,7 @@ using testing_mp::with;
 
 // Crafted checkpoints: a genuine checkpoint of each lesson with one field changed to what no run writes (a
 // type, an integer at its limit, a learning rate, a generator state, a momentum buffer, the optimizer's
-// group, a key), given to lesson 11 and to lesson 13 alike. Each is skipped with common/checkpoint.cpp's
+// group, a key), given to lesson 11 and to lesson 13 alike. Each is skipped with common/training/checkpoint.cpp's
 // reason for it, and the run resumes from the honest checkpoint before it.
 namespace {
 
@@ -166,7 +166,7 @@ c10::IValue int_list(const std::vector<int64_t>& values) {
 struct Crafted {
   std::string name;
   Change change;
-  std::string reason;  // in the warning that skips it, as common/checkpoint.cpp words it
+  std::string reason;  // in the warning that skips it, as common/training/checkpoint.cpp words it
   int64_t name_step = kSourceStep;
 };
 

@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "common/gradcheck.h"
+#include "common/compute/gradcheck.h"
 #include "lessons/12_custom_operator/custom_operator.h"
 #include "tests/testing.h"
 

@@ -21,8 +21,8 @@
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
-#include "common/lesson.h"
-#include "common/serialize.h"
+#include "common/lesson/lesson.h"
+#include "common/weights/state_dict.h"
 #include "lessons/13_distributed/distributed.h"
 #include "lessons/13_distributed/launcher.h"
 #include "tests/testing.h"

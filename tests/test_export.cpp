@@ -11,7 +11,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "common/serialize.h"
+#include "common/weights/state_dict.h"
 #include "lessons/09_file_io/file_io.h"
 #include "lessons/14_export/export.h"
 #include "lessons/14_export/packages.h"

@@ -7,9 +7,9 @@
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
-#include "common/files.h"
-#include "common/lesson.h"
-#include "common/serialize.h"
+#include "common/files/files.h"
+#include "common/lesson/lesson.h"
+#include "common/weights/state_dict.h"
 #include "lessons/09_file_io/file_io.h"
 #include "tests/testing.h"
 

@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "common/params.h"
+#include "common/lesson/params.h"
 #include "lessons/03_fixed_hidden_mlp/fixed_hidden_mlp.h"
 #include "tests/testing.h"
 

@@ -5,8 +5,8 @@
 
 #include <gtest/gtest.h>
 
-#include "common/serialize.h"
-#include "common/weights.h"
+#include "common/weights/state_dict.h"
+#include "common/weights/weights.h"
 #include "tests/fuzz/wrap.h"
 
 namespace fs = std::filesystem;

@@ -13,11 +13,11 @@
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
-#include "common/checkpoint.h"
-#include "common/files.h"
-#include "common/lesson.h"
-#include "common/serialize.h"
-#include "common/weights.h"
+#include "common/training/checkpoint.h"
+#include "common/files/files.h"
+#include "common/lesson/lesson.h"
+#include "common/weights/state_dict.h"
+#include "common/weights/weights.h"
 #include "tests/testing.h"
 
 namespace fs = std::filesystem;

@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "common/params.h"
+#include "common/lesson/params.h"
 #include "lessons/05_my_linear/my_linear.h"
 #include "tests/testing.h"
 

@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "common/params.h"
+#include "common/lesson/params.h"
 #include "lessons/02_my_sequential/my_sequential.h"
 #include "tests/testing.h"
 

@@ -2,8 +2,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "common/params.h"
-#include "common/print.h"
+#include "common/lesson/params.h"
+#include "common/lesson/print.h"
 #include "lessons/06_parameter_access/parameter_access.h"
 #include "tests/testing.h"
 

@@ -7,8 +7,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "common/safetensors.h"
-#include "common/serialize.h"
+#include "common/safetensors/safetensors.h"
+#include "common/weights/state_dict.h"
 #include "lessons/09_file_io/file_io.h"
 #include "tests/testing.h"
 

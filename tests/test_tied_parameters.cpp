@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "common/params.h"
+#include "common/lesson/params.h"
 #include "lessons/08_tied_parameters/tied_parameters.h"
 #include "tests/testing.h"
 

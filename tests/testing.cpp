@@ -17,10 +17,10 @@
 
 #include <fmt/format.h>
 
-#include "common/device.h"
-#include "common/files.h"
-#include "common/lesson.h"
-#include "common/serialize.h"
+#include "common/lesson/device.h"
+#include "common/files/files.h"
+#include "common/lesson/lesson.h"
+#include "common/weights/state_dict.h"
 
 extern char** environ;
 

@@ -31,7 +31,7 @@ out_dir = args.out_dir or tempfile.mkdtemp()
 torch.manual_seed(options.seed)
 
 # %% Puntos de control: los datos, el modelo y el optimizador
-# A synthetic 10-class problem from its own generator (common/training.h), the notes' MLP, SGD with momentum.
+# A synthetic 10-class problem from its own generator (common/training/training.h), the notes' MLP, SGD with momentum.
 def make_dataset(n, seed):
     gen = torch.Generator().manual_seed(seed + 1000003)
     X = torch.randn(n, 20, generator=gen)

@@ -1,6 +1,6 @@
 """What the lessons' Python twins share with the C++ lessons: the --seed option, and show(label, value),
 which prints a value and records it under its label the way common::Lesson::show does (tensors as
-common/print.cpp's tensor_record), so that a lesson's values.json and its twin's can be compared label
+common/lesson/print.cpp's tensor_record), so that a lesson's values.json and its twin's can be compared label
 by label. With --values PATH the twin writes what it recorded there when it ends."""
 import argparse
 import atexit

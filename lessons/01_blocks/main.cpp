@@ -2,8 +2,8 @@
 // The cells are the notebook's; data/python/01_blocks.py holds the same cells in Python.
 #include <torch/torch.h>
 
-#include "common/lesson.h"
-#include "common/params.h"
+#include "common/lesson/lesson.h"
+#include "common/lesson/params.h"
 #include "lessons/01_blocks/blocks.h"
 
 int main(int argc, char** argv) try {

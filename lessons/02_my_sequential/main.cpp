@@ -2,9 +2,9 @@
 // The cells are the notebook's; data/python/02_my_sequential.py holds the same cells in Python.
 #include <torch/torch.h>
 
-#include "common/lesson.h"
-#include "common/params.h"
-#include "common/print.h"
+#include "common/lesson/lesson.h"
+#include "common/lesson/params.h"
+#include "common/lesson/print.h"
 #include "lessons/02_my_sequential/my_sequential.h"
 
 int main(int argc, char** argv) try {

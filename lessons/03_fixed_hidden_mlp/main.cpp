@@ -3,9 +3,9 @@
 // The cells are the notebook's; data/python/03_fixed_hidden_mlp.py holds the same cells in Python.
 #include <torch/torch.h>
 
-#include "common/lesson.h"
-#include "common/params.h"
-#include "common/print.h"
+#include "common/lesson/lesson.h"
+#include "common/lesson/params.h"
+#include "common/lesson/print.h"
 #include "lessons/03_fixed_hidden_mlp/fixed_hidden_mlp.h"
 
 int main(int argc, char** argv) try {

@@ -2,8 +2,8 @@
 // The cells are the notebook's; data/python/04_centered_layer.py holds the same cells in Python.
 #include <torch/torch.h>
 
-#include "common/lesson.h"
-#include "common/params.h"
+#include "common/lesson/lesson.h"
+#include "common/lesson/params.h"
 #include "lessons/04_centered_layer/centered_layer.h"
 
 int main(int argc, char** argv) try {

@@ -4,9 +4,9 @@
 // The cells are the notebook's; data/python/06_parameter_access.py holds the same cells in Python.
 #include <torch/torch.h>
 
-#include "common/lesson.h"
-#include "common/params.h"
-#include "common/print.h"
+#include "common/lesson/lesson.h"
+#include "common/lesson/params.h"
+#include "common/lesson/print.h"
 #include "lessons/06_parameter_access/parameter_access.h"
 
 using parameter_access::Block;

@@ -3,8 +3,8 @@
 // The cells are the notebook's; data/python/07_parameter_init.py holds the same cells in Python.
 #include <torch/torch.h>
 
-#include "common/lesson.h"
-#include "common/print.h"
+#include "common/lesson/lesson.h"
+#include "common/lesson/print.h"
 #include "lessons/07_parameter_init/parameter_init.h"
 
 using namespace parameter_init;

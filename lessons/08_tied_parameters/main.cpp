@@ -2,8 +2,8 @@
 // The cells are the notebook's; data/python/08_tied_parameters.py holds the same cells in Python.
 #include <torch/torch.h>
 
-#include "common/lesson.h"
-#include "common/params.h"
+#include "common/lesson/lesson.h"
+#include "common/lesson/params.h"
 
 int main(int argc, char** argv) try {
   common::Options options("08_tied_parameters", "Parámetros vinculados: one layer used twice");

@@ -8,7 +8,7 @@
 
 #include <torch/torch.h>
 
-#include "common/serialize.h"
+#include "common/weights/state_dict.h"
 
 namespace file_io {
 

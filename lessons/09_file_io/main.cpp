@@ -6,10 +6,10 @@
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
 
-#include "common/lesson.h"
-#include "common/print.h"
-#include "common/safetensors.h"
-#include "common/serialize.h"
+#include "common/lesson/lesson.h"
+#include "common/lesson/print.h"
+#include "common/safetensors/safetensors.h"
+#include "common/weights/state_dict.h"
 #include "lessons/09_file_io/file_io.h"
 
 int main(int argc, char** argv) try {

@@ -4,10 +4,10 @@
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
 
-#include "common/device.h"
-#include "common/lesson.h"
-#include "common/parallel.h"
-#include "common/print.h"
+#include "common/lesson/device.h"
+#include "common/lesson/lesson.h"
+#include "common/compute/parallel.h"
+#include "common/lesson/print.h"
 #include "lessons/10_gpus/gpus.h"
 
 int main(int argc, char** argv) try {

@@ -9,22 +9,22 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
-#include "common/checkpoint.h"
-#include "common/print.h"
-#include "common/training.h"
+#include "common/training/checkpoint.h"
+#include "common/lesson/print.h"
+#include "common/training/training.h"
 
 namespace checkpoints {
 
 namespace fs = std::filesystem;
 
-// The data, the model and the optimizer are common's (common/training.h): lesson 13 trains the same.
+// The data, the model and the optimizer are common's (common/training/training.h): lesson 13 trains the same.
 using common::Dataset;
 using common::make_dataset;
 using common::make_mlp;
 using common::make_optimizer;
 
 // The checkpoint itself (format, writer, checked reader, directory scan) is common's
-// (common/checkpoint.h): lesson 13 writes and resumes from the same files, and so does Python.
+// (common/training/checkpoint.h): lesson 13 writes and resumes from the same files, and so does Python.
 using common::checkpoint::Progress;
 using common::checkpoint::Settings;
 

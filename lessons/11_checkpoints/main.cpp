@@ -8,8 +8,8 @@
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
 
-#include "common/lesson.h"
-#include "common/serialize.h"
+#include "common/lesson/lesson.h"
+#include "common/weights/state_dict.h"
 #include "lessons/11_checkpoints/checkpoints.h"
 
 int main(int argc, char** argv) try {

@@ -4,9 +4,9 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
-#include "common/gradcheck.h"
-#include "common/lesson.h"
-#include "common/print.h"
+#include "common/compute/gradcheck.h"
+#include "common/lesson/lesson.h"
+#include "common/lesson/print.h"
 #include "lessons/12_custom_operator/custom_operator.h"
 
 namespace op = custom_operator;

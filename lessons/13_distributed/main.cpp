@@ -9,10 +9,10 @@
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
 
-#include "common/lesson.h"
-#include "common/print.h"
-#include "common/serialize.h"
-#include "common/training.h"
+#include "common/lesson/lesson.h"
+#include "common/lesson/print.h"
+#include "common/weights/state_dict.h"
+#include "common/training/training.h"
 #include "lessons/13_distributed/distributed.h"
 #include "lessons/13_distributed/launcher.h"
 

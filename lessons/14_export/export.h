@@ -19,8 +19,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/print.h"
-#include "common/serialize.h"
+#include "common/lesson/print.h"
+#include "common/weights/state_dict.h"
 
 namespace export_lesson {
 

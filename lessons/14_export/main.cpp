@@ -10,10 +10,10 @@
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
 
-#include "common/device.h"
-#include "common/lesson.h"
-#include "common/print.h"
-#include "common/serialize.h"
+#include "common/lesson/device.h"
+#include "common/lesson/lesson.h"
+#include "common/lesson/print.h"
+#include "common/weights/state_dict.h"
 #include "lessons/09_file_io/file_io.h"
 #include "lessons/12_custom_operator/custom_operator.h"
 #include "lessons/14_export/export.h"

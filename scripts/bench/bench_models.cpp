@@ -14,9 +14,9 @@
 #include <torch/serialize.h>
 #include <torch/torch.h>
 
-#include "common/files.h"
-#include "common/safetensors.h"
-#include "common/serialize.h"
+#include "common/files/files.h"
+#include "common/safetensors/safetensors.h"
+#include "common/weights/state_dict.h"
 #include "lessons/01_blocks/blocks.h"
 #include "lessons/02_my_sequential/my_sequential.h"
 #include "lessons/03_fixed_hidden_mlp/fixed_hidden_mlp.h"

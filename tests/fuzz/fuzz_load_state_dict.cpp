@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "common/serialize.h"
+#include "common/weights/state_dict.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // libFuzzer's buffer is exactly the input's size, so AddressSanitizer sees any read past its end.

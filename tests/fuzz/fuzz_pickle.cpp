@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "common/weights.h"
+#include "common/weights/weights.h"
 #include "tests/fuzz/wrap.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "common/safetensors.h"
+#include "common/safetensors/safetensors.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {

@@ -14,10 +14,10 @@
 #include <iterator>
 #include <string>
 
-#include "common/files.h"
-#include "common/lesson.h"
-#include "common/safetensors.h"
-#include "common/serialize.h"
+#include "common/files/files.h"
+#include "common/lesson/lesson.h"
+#include "common/safetensors/safetensors.h"
+#include "common/weights/state_dict.h"
 #include "tests/fuzz/wrap.h"
 
 namespace {

@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "common/weights.h"
+#include "common/weights/weights.h"
 
 namespace fuzzing {
 
