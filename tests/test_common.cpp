@@ -113,8 +113,8 @@ TEST(LessonCli, DefaultsRunAndWriteValuesJson) {
   EXPECT_TRUE(std::filesystem::exists(dir / "values.json"));
 }
 
-// common/lesson/malloc_policy.cpp: every program of the suite keeps large blocks in glibc's heap. mallinfo2's hblks
-// counts the blocks glibc took from mmap; AddressSanitizer replaces malloc, and it means nothing there.
+// common/lesson/malloc_policy.cpp: every program of the suite keeps large blocks in glibc's heap. mallinfo2's
+// hblks counts the blocks glibc took from mmap; AddressSanitizer replaces malloc, and it means nothing there.
 #if defined(__SANITIZE_ADDRESS__)
 #define MP_MALLOC_REPLACED 1
 #elif defined(__has_feature)
@@ -158,9 +158,9 @@ TEST(MallocPolicy, WithoutItGlibcMapsTheSameBlock) {
   expect_only_the_policy_passes("MallocPolicy.ABlockOf16MiBComesFromTheHeap");
 }
 
-// The front for tensor blocks of 1 MiB and more that common/lesson/malloc_policy.cpp puts before LibTorch's CPU
-// allocator. A fresh anonymous mapping is all zeros, so a new tensor that still shows the bytes of one freed
-// before it came from a kept block.
+// The front for tensor blocks of 1 MiB and more that common/lesson/malloc_policy.cpp puts before LibTorch's
+// CPU allocator. A fresh anonymous mapping is all zeros, so a new tensor that still shows the bytes of one
+// freed before it came from a kept block.
 namespace {
 
 constexpr int64_t kLargeFloats = int64_t{16} << 20;  // 64 MiB, the activations of batch 4096 at width 4096

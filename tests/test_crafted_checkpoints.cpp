@@ -23,8 +23,8 @@ using testing_mp::with;
 
 // Crafted checkpoints: a genuine checkpoint of each lesson with one field changed to what no run writes (a
 // type, an integer at its limit, a learning rate, a generator state, a momentum buffer, the optimizer's
-// group, a key), given to lesson 11 and to lesson 13 alike. Each is skipped with common/training/checkpoint.cpp's
-// reason for it, and the run resumes from the honest checkpoint before it.
+// group, a key), given to lesson 11 and to lesson 13 alike. Each is skipped with
+// common/training/checkpoint.cpp's reason for it, and the run resumes from the honest checkpoint before it.
 namespace {
 
 // A lesson that resumes from <out-dir>/checkpoints, with what it prints when it resumed from the honest

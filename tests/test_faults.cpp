@@ -21,10 +21,10 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "common/training/checkpoint.h"
 #include "common/compat.h"
 #include "common/lesson/lesson.h"
 #include "common/safetensors/safetensors.h"
+#include "common/training/checkpoint.h"
 #include "common/weights/state_dict.h"
 #include "lessons/11_checkpoints/checkpoints.h"
 #include "tests/testing.h"

@@ -4,8 +4,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "common/lesson/device.h"
 #include "common/compute/parallel.h"
+#include "common/lesson/device.h"
 #include "lessons/10_gpus/gpus.h"
 #include "tests/testing.h"
 

@@ -13,9 +13,9 @@
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
-#include "common/training/checkpoint.h"
 #include "common/files/files.h"
 #include "common/lesson/lesson.h"
+#include "common/training/checkpoint.h"
 #include "common/weights/state_dict.h"
 #include "common/weights/weights.h"
 #include "tests/testing.h"

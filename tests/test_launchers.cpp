@@ -16,8 +16,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "common/training/checkpoint.h"
 #include "common/lesson/lesson.h"
+#include "common/training/checkpoint.h"
 #include "lessons/13_distributed/launcher.h"
 #include "tests/testing.h"
 

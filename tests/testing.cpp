@@ -17,8 +17,8 @@
 
 #include <fmt/format.h>
 
-#include "common/lesson/device.h"
 #include "common/files/files.h"
+#include "common/lesson/device.h"
 #include "common/lesson/lesson.h"
 #include "common/weights/state_dict.h"
 

@@ -9,8 +9,8 @@
 
 #include <fmt/ranges.h>
 
-#include "common/lesson/device.h"
 #include "common/files/files.h"
+#include "common/lesson/device.h"
 #include "common/lesson/print.h"
 
 namespace common {

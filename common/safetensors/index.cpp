@@ -8,8 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "common/lesson/print.h"
-#include "common/safetensors/safetensors.h"
 #include "common/safetensors/internal.h"
+#include "common/safetensors/safetensors.h"
 #include "common/weights/internal.h"
 
 namespace common::safetensors {

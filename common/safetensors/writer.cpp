@@ -12,8 +12,8 @@
 #include <nlohmann/json.hpp>
 
 #include "common/files/files.h"
-#include "common/safetensors/safetensors.h"
 #include "common/safetensors/internal.h"
+#include "common/safetensors/safetensors.h"
 
 namespace common::safetensors {
 namespace fs = std::filesystem;

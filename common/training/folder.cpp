@@ -7,8 +7,8 @@
 
 #include <fmt/format.h>
 
-#include "common/training/checkpoint.h"
 #include "common/lesson/lesson.h"
+#include "common/training/checkpoint.h"
 
 namespace common::checkpoint {
 

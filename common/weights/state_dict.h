@@ -42,8 +42,8 @@ void save_for_python(const c10::IValue& value, const std::filesystem::path& path
 
 // Reads a state dict from a torch.save file (a dict or OrderedDict of tensors, as Python and
 // save_state_dict write it), from a LibTorch torch::save archive of a module, or from a safetensors file
-// or sharded index (common/safetensors/safetensors.h), told apart by their first bytes, as data only: nothing in the
-// file is run. Throws std::runtime_error naming the file and what is wrong.
+// or sharded index (common/safetensors/safetensors.h), told apart by their first bytes, as data only: nothing
+// in the file is run. Throws std::runtime_error naming the file and what is wrong.
 StateDict read_state_dict(const std::filesystem::path& path);
 // The same from bytes in memory; `name` is what errors call them.
 StateDict read_state_dict(std::string_view bytes, const std::string& name);

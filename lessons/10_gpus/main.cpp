@@ -4,9 +4,9 @@
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
 
+#include "common/compute/parallel.h"
 #include "common/lesson/device.h"
 #include "common/lesson/lesson.h"
-#include "common/compute/parallel.h"
 #include "common/lesson/print.h"
 #include "lessons/10_gpus/gpus.h"
 

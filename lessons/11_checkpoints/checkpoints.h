@@ -9,8 +9,8 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
-#include "common/training/checkpoint.h"
 #include "common/lesson/print.h"
+#include "common/training/checkpoint.h"
 #include "common/training/training.h"
 
 namespace checkpoints {

@@ -22,9 +22,9 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
-#include "common/training/checkpoint.h"
 #include "common/compat.h"
 #include "common/lesson/lesson.h"
+#include "common/training/checkpoint.h"
 #include "common/training/training.h"
 
 namespace distributed {

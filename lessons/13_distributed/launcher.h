@@ -31,10 +31,10 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "common/training/checkpoint.h"
 #include "common/files/files.h"
 #include "common/lesson/lesson.h"
 #include "common/lesson/print.h"
+#include "common/training/checkpoint.h"
 #include "lessons/13_distributed/distributed.h"
 
 extern char** environ;  // NOLINT(readability-redundant-declaration): posix_spawn passes it on

@@ -11,8 +11,8 @@
 
 #include "common/lesson/lesson.h"
 #include "common/lesson/print.h"
-#include "common/weights/state_dict.h"
 #include "common/training/training.h"
+#include "common/weights/state_dict.h"
 #include "lessons/13_distributed/distributed.h"
 #include "lessons/13_distributed/launcher.h"
 
