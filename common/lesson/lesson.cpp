@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <iostream>
+#include <utility>
 
 #include <fmt/ranges.h>
 
@@ -14,6 +15,11 @@
 #include "common/lesson/print.h"
 
 namespace common {
+
+Options::Options(std::string name, const std::string& description, int argc, char** argv)
+    : Options(std::move(name), description) {
+  parse(argc, argv);
+}
 
 void Options::parse(int argc, char** argv) {
   parse_arguments(argc, argv);

@@ -4,10 +4,8 @@
 // and the one place where any error becomes one "error: ..." line and exit status 2.
 //
 //   int main(int argc, char** argv) try {
-//     common::Options options("01_blocks", "Bloques: ...");
-//     options.parse(argc, argv);
+//     const common::Options options("01_blocks", "Bloques: ...", argc, argv);
 //     torch::manual_seed(options.seed);
-//     const torch::Device device = options.device;
 //     common::Lesson lesson(options);
 //
 //     // %% Bloques

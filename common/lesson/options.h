@@ -28,10 +28,14 @@ CLI::Validator finite_range(double min, double max);
 // Thrown by Options::parse after --help: exit_status() turns it into status 0.
 struct HelpShown {};
 
-// The options every lesson takes. A lesson with more adds them to cli() before parse().
+// The options every lesson takes. A lesson with only these parses them as it makes them:
+//   const common::Options options("01_blocks", "Bloques: ...", argc, argv);
+// A lesson with flags of its own declares them in its header, in a struct derived from Options whose
+// constructor adds them to cli() and then calls parse() (lessons/09_file_io/file_io.h).
 class Options {
  public:
   Options(std::string name, const std::string& description);
+  Options(std::string name, const std::string& description, int argc, char** argv);
   ~Options();
   Options(const Options&) = delete;
   Options& operator=(const Options&) = delete;
