@@ -3,9 +3,6 @@
 #include "common/safetensors/safetensors.h"
 
 #include <algorithm>
-#include <cmath>
-#include <cstring>
-#include <set>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -23,204 +20,10 @@ using weights::Fail;
 
 namespace {
 
-// The header's JSON, read event by event: each top-level value is built alone, handed over as soon as it
-// is complete and dropped (its cost given back to the budget), so that only the value being read is in
-// memory. Depth is limited as serde_json limits it. A key given twice in an object is noted where serde
-// would tell: in a top-level value's own object (a struct's field, or a map's value that must be a
-// string), and in the object one level below it (an enum written as a one-key map).
-class Header {
- public:
-  using Done = JsonDone;
-  // `subject` starts each error: "its header" for a safetensors file, "it" for an index.
-  Header(weights::Budget& budget, std::string subject, Done done)
-      : budget_(budget), subject_(std::move(subject)), done_(std::move(done)) {}
-
-  bool null() { return put(json(nullptr), 16); }
-  bool boolean(bool v) { return put(json(v), 16); }
-  bool number_integer(json::number_integer_t v) { return put(json(v), 16); }
-  bool number_unsigned(json::number_unsigned_t v) { return put(json(v), 16); }
-  bool number_float(json::number_float_t v, const std::string& /*text*/) {
-    // serde_json multiplies a number's digits by its power of ten in floating point and refuses what
-    // overflows, which near the largest double is not what the correctly rounded value says: past 1e308
-    // no number is read, so that none is read where the reference refuses it.
-    if (!(std::fabs(v) <= 1e308))
-      return fail(fmt::format("{} holds a number too large to read alike everywhere", subject_));
-    return put(json(v), 16);
-  }
-  bool string(std::string& v) {
-    const uint64_t cost = 48 + v.size();
-    return put(json(std::move(v)), cost);
-  }
-  bool binary(json::binary_t& /*v*/) { return fail(subject_ + " is not JSON"); }
-  bool start_object(std::size_t /*n*/) { return open(json::object()); }
-  bool start_array(std::size_t /*n*/) { return open(json::array()); }
-  bool key(std::string& k) {
-    if (stack_.empty()) {
-      budget_.charge(96 + k.size(), "the names in it");
-      top_key_ = k;
-      return true;
-    }
-    charge(96 + k.size());
-    auto& level = stack_.back();
-    if (stack_.size() <= 2 && !level.keys.insert(k).second) {
-      if (stack_.size() == 1) {
-        repeats_.fields.push_back(k);
-        if (!(*level.node)[k].is_string()) repeats_.overwritten_non_string = true;
-      } else {
-        repeats_.below.push_back(level.name);
-      }
-    }
-    key_ = std::move(k);
-    return true;
-  }
-  bool end_object() { return close(); }
-  bool end_array() { return close(); }
-  bool parse_error(std::size_t position, const std::string& /*token*/, const nlohmann::detail::exception& e) {
-    if (error_.empty()) {
-      // nlohmann's message, without its "[json.exception.parse_error.101] " prefix.
-      std::string what = e.what();
-      const auto cut = what.find("] ");
-      error_ = fmt::format("{} is not valid JSON at byte {}: {}", subject_, position,
-                           cut == std::string::npos ? what : what.substr(cut + 2));
-    }
-    return false;
-  }
-
-  const std::string& error() const { return error_; }
-  bool finished() const { return finished_; }
-
- private:
-  struct Level {
-    json* node;
-    std::string name;  // its key in its parent, or "#index"
-    std::set<std::string> keys;
-  };
-
-  bool fail(std::string what) {
-    error_ = std::move(what);
-    return false;
-  }
-  void charge(uint64_t bytes) {
-    budget_.charge(bytes, "the values in it");
-    current_cost_ += bytes;
-  }
-  bool open(json container) {
-    if (!started_) {
-      if (!container.is_object()) return fail(subject_ + " is not a JSON object");
-      started_ = true;
-      depth_ = 1;
-      return true;
-    }
-    if (++depth_ > kMaxDepth)
-      return fail(fmt::format("{} nests more than {} levels deep", subject_, kMaxDepth));
-    charge(64);
-    std::string name = stack_.empty()                   ? top_key_
-                       : stack_.back().node->is_array() ? "#" + std::to_string(stack_.back().node->size())
-                                                        : key_;
-    json* placed = place(std::move(container));
-    stack_.push_back({placed, std::move(name), {}});
-    return true;
-  }
-  bool close() {
-    --depth_;
-    if (stack_.empty()) {
-      finished_ = true;
-      return true;
-    }
-    stack_.pop_back();
-    if (stack_.empty()) hand_over();
-    return true;
-  }
-  bool put(json value, uint64_t cost) {
-    if (!started_) return fail(subject_ + " is not a JSON object");
-    charge(cost);
-    place(std::move(value));
-    if (stack_.empty()) hand_over();
-    return true;
-  }
-  // Puts a value where the parse is: a new top-level value, an item of an array or a member of an object.
-  json* place(json value) {
-    if (stack_.empty()) {
-      current_ = std::move(value);
-      return &current_;
-    }
-    json& parent = *stack_.back().node;
-    if (parent.is_array()) {
-      parent.push_back(std::move(value));
-      return &parent.back();
-    }
-    json& member = parent[key_];
-    member = std::move(value);
-    return &member;
-  }
-  void hand_over() {
-    done_(top_key_, std::move(current_), repeats_);
-    current_ = json();
-    repeats_ = {};
-    budget_.refund(current_cost_);
-    current_cost_ = 0;
-  }
-
-  weights::Budget& budget_;
-  std::string subject_;
-  Done done_;
-  bool started_ = false;
-  bool finished_ = false;
-  size_t depth_ = 0;
-  std::vector<Level> stack_;
-  json current_;
-  uint64_t current_cost_ = 0;
-  std::string top_key_;
-  std::string key_;
-  Repeats repeats_;
-  std::string error_;
-};
-
 std::optional<uint64_t> usize(const json& v) {
   if (!v.is_number_unsigned()) return std::nullopt;
   return v.get<uint64_t>();
 }
-
-}  // namespace
-
-// RFC 3629 UTF-8, as Rust's str::from_utf8 checks the header: no overlong forms, no surrogates, nothing
-// past U+10FFFF.
-bool valid_utf8(std::string_view s) {
-  size_t i = 0;
-  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  while (i < s.size()) {
-    const unsigned char c = byte(i);
-    size_t n = 0;
-    unsigned char low = 0x80, high = 0xBF;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    if (c >= 0xC2 && c <= 0xDF) {
-      n = 1;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      n = 2;
-      if (c == 0xE0) low = 0xA0;
-      if (c == 0xED) high = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      n = 3;
-      if (c == 0xF0) low = 0x90;
-      if (c == 0xF4) high = 0x8F;
-    } else {
-      return false;
-    }
-    if (s.size() - i <= n) return false;
-    if (byte(i + 1) < low || byte(i + 1) > high) return false;
-    for (size_t k = 2; k <= n; ++k)
-      if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return false;
-    i += n + 1;
-  }
-  return true;
-}
-
-// --- The header ----------------------------------------------------------------------------------------
-
-namespace {
 
 struct Parsed {
   std::string dtype;
@@ -308,17 +111,16 @@ File File::from_bytes(std::string bytes, std::string name, uint64_t budget_bytes
   return File(weights::bytes_source(std::move(bytes)), std::move(name), budget_bytes);
 }
 
-void File::parse(uint64_t budget_bytes) {
-  const Fail fail = [this](const std::string& what) {
-    throw FileError(fmt::format("{}: not a valid safetensors file: {}", name_, what));
-  };
-  weights::Budget budget(budget_bytes);
-  budget.name_file(name_);
-  const uint64_t size = source_->size();
-  // read_metadata: HeaderTooSmall, HeaderTooLarge, InvalidHeaderLength, InvalidHeader (UTF-8).
+namespace {
+
+// read_metadata: HeaderTooSmall, HeaderTooLarge, InvalidHeaderLength, InvalidHeader (UTF-8). The header's
+// text, from byte 8.
+std::string header_text(const weights::WeightsFile::Source& source, weights::Budget& budget,
+                        const Fail& fail) {
+  const uint64_t size = source.size();
   if (size < 8) fail(fmt::format("it is {} bytes long, shorter than the 8-byte header length", size));
   unsigned char length[8];
-  source_->read(0, length, sizeof length);
+  source.read(0, length, sizeof length);
   const uint64_t n = weights::le64(length);
   if (n > kMaxHeaderBytes)
     fail(
@@ -326,16 +128,21 @@ void File::parse(uint64_t budget_bytes) {
   if (n > size - 8) fail(fmt::format("its header length is {} bytes, past the end of the file", n));
   budget.charge(n, "its header");
   std::string text(n, '\0');
-  source_->read(8, text.data(), text.size());
+  source.read(8, text.data(), text.size());
   if (!valid_utf8(text)) fail("its header is not valid UTF-8");
   // JSON text never holds a raw NUL (serde_json refuses it); nlohmann's parser would take it for the end
   // of the input and ignore what follows.
   if (text.find('\0') != std::string::npos) fail("its header holds a NUL byte");
   // nlohmann's parser skips a byte-order mark; serde_json, the reference's parser, refuses it.
   if (text.rfind("\xEF\xBB\xBF", 0) == 0) fail("its header starts with a byte-order mark");
+  return text;
+}
 
-  // HashMetadata: __metadata__ (once, null or a map of strings), then every other key a tensor, the last
-  // of a name given twice kept as serde keeps it in a HashMap, each one checked as it is read.
+// HashMetadata: __metadata__ (once, null or a map of strings), then every other key a tensor, the last
+// of a name given twice kept as serde keeps it in a HashMap, each one checked as it is read.
+std::map<std::string, Parsed> header_entries(const std::string& text, weights::Budget& budget,
+                                             std::optional<std::map<std::string, std::string>>& metadata,
+                                             const Fail& fail) {
   std::map<std::string, Parsed> tensors;
   bool metadata_seen = false;
   const auto error = parse_object(
@@ -343,7 +150,7 @@ void File::parse(uint64_t budget_bytes) {
         if (key == "__metadata__") {
           if (metadata_seen) fail("its header gives __metadata__ twice");
           metadata_seen = true;
-          if (!value.is_null()) metadata_ = metadata_entry(value, repeats, fail);
+          if (!value.is_null()) metadata = metadata_entry(value, repeats, fail);
           return;
         }
         auto entry = tensor_entry(key, value, repeats, fail);
@@ -351,16 +158,13 @@ void File::parse(uint64_t budget_bytes) {
         tensors[key] = std::move(entry);
       });
   if (!error.empty()) fail(error);
+  return tensors;
+}
 
-  // Metadata::validate, in the order of data_offsets: each tensor starts where the one before it ended,
-  // ends at or after its start, and holds exactly its shape's bytes (overflow checked); the last ends at
-  // the end of the file (MetadataIncompleteBuffer).
-  std::vector<std::pair<std::string, Parsed>> ordered(std::make_move_iterator(tensors.begin()),
-                                                      std::make_move_iterator(tensors.end()));
-  std::stable_sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) {
-    return std::pair(a.second.begin, a.second.end) < std::pair(b.second.begin, b.second.end);
-  });
-  budget.charge(ordered.size() * sizeof(TensorInfo), "its tensors");
+// Metadata::validate, in the order of data_offsets: each tensor starts where the one before it ended,
+// ends at or after its start, and holds exactly its shape's bytes (overflow checked). Returns where the
+// last one ends.
+uint64_t check_offsets(const std::vector<std::pair<std::string, Parsed>>& ordered, const Fail& fail) {
   uint64_t start = 0;
   for (const auto& [key, p] : ordered) {
     const auto shown = printable(key, 80);
@@ -382,39 +186,62 @@ void File::parse(uint64_t budget_bytes) {
       fail(fmt::format("tensor '{}' has {} bytes of data, but its shape {} of {} needs {}", shown,
                        p.end - p.begin, fmt::join(p.shape, "x"), p.dtype, bits / 8));
   }
-  header_cost_ = budget.used();
-  if (start != size - 8 - n)
-    fail(fmt::format("its tensors end {} bytes into its data, but the file holds {} bytes of data", start,
-                     size - 8 - n));
+  return start;
+}
 
-  // A tensor LibTorch can hold: a known type, sizes and contiguous strides (products of the sizes, each
-  // at least 1) that fit an int64. PyTorch 1.13 refuses such sizes in reshape; the suite refuses them all.
-  tensors_.reserve(ordered.size());
-  for (auto& [key, p] : ordered) {
-    const DtypeName* d = dtype_named(p.dtype);
-    if (d->bits < 8)
-      fail(
-          fmt::format("tensor '{}' has the dtype {}, whose elements are smaller than a byte; the suite does "
-                      "not read them",
-                      printable(key, 80), p.dtype));
-    if (!d->type)
-      fail(fmt::format("tensor '{}' has the dtype {}, which this LibTorch ({}) has no type for",
-                       printable(key, 80), p.dtype, TORCH_VERSION));
-    TensorInfo info;
-    info.name = key;
-    info.dtype_name = p.dtype;
-    info.dtype = *d->type;
-    int64_t span = 1;
-    for (const auto s : p.shape) {
-      if (s > static_cast<uint64_t>(INT64_MAX) ||
-          __builtin_mul_overflow(span, std::max<int64_t>(1, static_cast<int64_t>(s)), &span))
-        fail(fmt::format("tensor '{}' has sizes whose strides LibTorch cannot hold", printable(key, 80)));
-      info.shape.push_back(static_cast<int64_t>(s));
-    }
-    info.offset = 8 + n + p.begin;
-    info.bytes = p.end - p.begin;
-    tensors_.push_back(std::move(info));
+// A tensor LibTorch can hold: a known type, sizes and contiguous strides (products of the sizes, each
+// at least 1) that fit an int64. PyTorch 1.13 refuses such sizes in reshape; the suite refuses them all.
+TensorInfo tensor_info(const std::string& key, const Parsed& p, uint64_t data_start, const Fail& fail) {
+  const DtypeName* d = dtype_named(p.dtype);
+  if (d->bits < 8)
+    fail(
+        fmt::format("tensor '{}' has the dtype {}, whose elements are smaller than a byte; the suite does "
+                    "not read them",
+                    printable(key, 80), p.dtype));
+  if (!d->type)
+    fail(fmt::format("tensor '{}' has the dtype {}, which this LibTorch ({}) has no type for",
+                     printable(key, 80), p.dtype, TORCH_VERSION));
+  TensorInfo info;
+  info.name = key;
+  info.dtype_name = p.dtype;
+  info.dtype = *d->type;
+  int64_t span = 1;
+  for (const auto s : p.shape) {
+    if (s > static_cast<uint64_t>(INT64_MAX) ||
+        __builtin_mul_overflow(span, std::max<int64_t>(1, static_cast<int64_t>(s)), &span))
+      fail(fmt::format("tensor '{}' has sizes whose strides LibTorch cannot hold", printable(key, 80)));
+    info.shape.push_back(static_cast<int64_t>(s));
   }
+  info.offset = data_start + p.begin;
+  info.bytes = p.end - p.begin;
+  return info;
+}
+
+}  // namespace
+
+void File::parse(uint64_t budget_bytes) {
+  const Fail fail = [this](const std::string& what) {
+    throw FileError(fmt::format("{}: not a valid safetensors file: {}", name_, what));
+  };
+  weights::Budget budget(budget_bytes);
+  budget.name_file(name_);
+  const std::string text = header_text(*source_, budget, fail);
+  auto tensors = header_entries(text, budget, metadata_, fail);
+  std::vector<std::pair<std::string, Parsed>> ordered(std::make_move_iterator(tensors.begin()),
+                                                      std::make_move_iterator(tensors.end()));
+  std::stable_sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) {
+    return std::pair(a.second.begin, a.second.end) < std::pair(b.second.begin, b.second.end);
+  });
+  budget.charge(ordered.size() * sizeof(TensorInfo), "its tensors");
+  const uint64_t end = check_offsets(ordered, fail);
+  header_cost_ = budget.used();
+  // The last tensor ends at the end of the file (MetadataIncompleteBuffer).
+  const uint64_t data_start = 8 + text.size();
+  if (end != source_->size() - data_start)
+    fail(fmt::format("its tensors end {} bytes into its data, but the file holds {} bytes of data", end,
+                     source_->size() - data_start));
+  tensors_.reserve(ordered.size());
+  for (const auto& [key, p] : ordered) tensors_.push_back(tensor_info(key, p, data_start, fail));
 }
 
 void File::read_into(const std::vector<std::pair<const TensorInfo*, torch::Tensor>>& targets) const {
@@ -436,14 +263,6 @@ torch::Tensor File::read(const TensorInfo& info) const {
   auto t = torch::empty(info.shape, torch::TensorOptions().dtype(info.dtype));
   read_into({{&info, t}});
   return t;
-}
-
-std::string parse_object(const std::string& text, weights::Budget& budget, const std::string& subject,
-                         const JsonDone& done) {
-  Header header(budget, subject, done);
-  if (json::sax_parse(text, &header, json::input_format_t::json, /*strict=*/true) && header.finished())
-    return "";
-  return header.error().empty() ? subject + " is not valid JSON" : header.error();
 }
 
 }  // namespace common::safetensors

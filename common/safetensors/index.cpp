@@ -11,6 +11,7 @@
 #include "common/safetensors/internal.h"
 #include "common/safetensors/safetensors.h"
 #include "common/weights/internal.h"
+#include "common/weights/zip.h"
 
 namespace common::safetensors {
 namespace fs = std::filesystem;
@@ -70,7 +71,7 @@ Format sniff(std::string_view bytes) {
   const auto* head = reinterpret_cast<const unsigned char*>(bytes.data());
   const size_t n = bytes.size();
   const auto space = [](unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
-  if (n >= 4 && weights::le32(head) == weights::kLocalSignature) return Format::kZip;
+  if (n >= 4 && weights::le32(head) == weights::zip::kLocalSignature) return Format::kZip;
   // An index is JSON text, an object. A safetensors file's JSON object starts at byte 8, after its
   // header's length, at most 100,000,000 (bytes 4 to 7 zero) where whitespace comes first. Anything else
   // goes to the zip reader, which says what it is not.

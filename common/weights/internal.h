@@ -1,5 +1,6 @@
 #pragma once
-// The reader's parts, as weights.cpp joins them: zip -> records -> (code check) -> pickle -> values.
+// The stages' parts, in the order a file goes through them: zip -> records -> (code check) -> pickle ->
+// values, which weights.cpp joins; then the writer's zip.
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -26,20 +27,25 @@ using Source = WeightsFile::Source;
 // Every refusal goes through one of these: it throws FileError naming the file.
 using Fail = std::function<void(const std::string& what)>;
 
-// The zip format's signatures, the reader's and the writer's.
-inline constexpr uint32_t kLocalSignature = 0x04034b50;
-inline constexpr uint32_t kCentralSignature = 0x02014b50;
-inline constexpr uint32_t kEndSignature = 0x06054b50;
-inline constexpr uint32_t kZip64EndSignature = 0x06064b50;
-inline constexpr uint32_t kZip64LocatorSignature = 0x07064b50;
-// miniz's MZ_ZIP_MAX_ARCHIVE_FILENAME_SIZE: it gives PyTorch at most 511 bytes of an entry's name.
-inline constexpr size_t kMaxFolderName = 512;
-
 // --- zip_reader.cpp ---------------------------------------------------------------------------------
 // A record's name as miniz compares names, whatever their ASCII case (MZ_TOLOWER).
 std::string folded(std::string name);
 std::shared_ptr<Source> fd_source(int fd, uint64_t size, std::string name);
 std::shared_ptr<Source> bytes_source(std::string bytes);
+// Little-endian integers, as zip, pickle and safetensors store them.
+uint16_t le16(const unsigned char* p);
+uint32_t le32(const unsigned char* p);
+uint64_t le64(const unsigned char* p);
+// The archive's records, names without the archive's folder. The end record is the one PyTorch's reader
+// (miniz) takes, the last signature in the file; its directory is read entry by entry, so nothing is
+// allocated for what the end record claims.
+std::vector<Record> read_directory(const Source& source, Budget& budget, const Fail& fail);
+// A record's bytes, CRC-checked; a deflated one inflated to exactly its declared size.
+std::string read_record(const Source& source, const Record& record, Budget& budget, const Fail& fail);
+// Refuses the file, naming the record, when crc is not the record's: every path that reads a record's
+// bytes, whole, streamed or in parallel slices, ends here.
+void check_crc(const Record& record, uint32_t crc, const Fail& fail);
+
 // --- records.cpp ------------------------------------------------------------------------------------
 // A byte range of the source, read into `into` (nullptr: into a scratch buffer, only to be summed).
 struct Range {
@@ -51,25 +57,6 @@ struct Range {
 std::vector<uint32_t> read_ranges(const Source& source, const std::vector<Range>& ranges, bool crc);
 // The CRC-32 of A followed by B, from CRC(A), CRC(B) and B's size.
 uint32_t crc32_combine(uint32_t first, uint32_t second, uint64_t second_size);
-
-// --- weights.cpp ---------------------------------------------------------------------------------------
-// A regular file, opened for pread: a FIFO, a device or a folder is refused before it is read.
-std::shared_ptr<Source> open_source(const std::filesystem::path& path);
-// The archive's records, names without the archive's folder. The end record is the one PyTorch's reader
-// (miniz) takes, the last signature in the file; its directory is read entry by entry, so nothing is
-// allocated for what the end record claims.
-std::vector<Record> read_directory(const Source& source, Budget& budget, const Fail& fail);
-// A record's bytes, CRC-checked; a deflated one inflated to exactly its declared size.
-std::string read_record(const Source& source, const Record& record, Budget& budget, const Fail& fail);
-
-// --- zip_writer.cpp -------------------------------------------------------------------------
-struct ZipPart {
-  std::string name;
-  const void* data;
-  size_t size;
-};
-using ZipSink = std::function<void(const void* data, size_t size)>;
-void write_zip(const std::string& archive_name, const std::vector<ZipPart>& parts, const ZipSink& sink);
 
 // --- code.cpp --------------------------------------------------------------------------------
 // The names of the functions a TorchScript code file defines, found by Python's tokens (`def` as a
@@ -90,6 +77,10 @@ Value::Ptr run_pickle(const std::string& bytes, const std::vector<Record>& recor
                       Budget& budget, const Fail& fail);
 
 // --- values.cpp -----------------------------------------------------------------------------
+// A storage type's dtype by its name ("FloatStorage"), and the reverse: the pickler writes what the
+// reader accepts.
+std::optional<c10::ScalarType> storage_dtype(const std::string& name);
+const char* storage_name(c10::ScalarType dtype);
 // Makes values, each charged to the budget for what it is. None, booleans and small integers are shared,
 // as Python shares them.
 class Values {
@@ -147,11 +138,17 @@ class Rebuilder {
   std::unordered_map<size_t, Value::Ptr> storages_;
 };
 
-std::optional<c10::ScalarType> storage_dtype(const std::string& name);
-const char* storage_name(c10::ScalarType dtype);
+// --- weights.cpp ---------------------------------------------------------------------------------------
+// A regular file, opened for pread: a FIFO, a device or a folder is refused before it is read.
+std::shared_ptr<Source> open_source(const std::filesystem::path& path);
 
-uint16_t le16(const unsigned char* p);
-uint32_t le32(const unsigned char* p);
-uint64_t le64(const unsigned char* p);
+// --- zip_writer.cpp -------------------------------------------------------------------------
+struct ZipPart {
+  std::string name;
+  const void* data;
+  size_t size;
+};
+using ZipSink = std::function<void(const void* data, size_t size)>;
+void write_zip(const std::string& archive_name, const std::vector<ZipPart>& parts, const ZipSink& sink);
 
 }  // namespace common::weights

@@ -9,12 +9,14 @@
 
 #include "common/lesson/print.h"
 #include "common/weights/internal.h"
+#include "common/weights/pickle.h"
 
 namespace common::weights {
 namespace {
 
 using Ptr = Value::Ptr;
 using Kind = Value::Kind;
+using pickle::Op;
 
 // A dict key as Python hashes it for the keys a weights file may use: strings and ints.
 struct Key {
@@ -39,8 +41,8 @@ class Machine {
   Ptr run() {
     while (true) {
       const size_t at = pos_;
-      const auto op = static_cast<unsigned char>(byte());
-      if (op == '.') {  // STOP
+      const auto op = static_cast<pickle::Op>(byte());
+      if (op == Op::STOP) {
         if (stack_.size() != 1 || !marks_.empty()) error(at, "the pickle ends with a malformed stack");
         return stack_.back();
       }
@@ -50,67 +52,67 @@ class Machine {
 
  private:
   // The opcodes that push one value: that value, or nullptr when op is of another kind.
-  Ptr value(unsigned char op, size_t at) {
+  Ptr value(Op op, size_t at) {
     switch (op) {
-      case 'N':
+      case Op::NONE:
         return values_.none();
-      case 0x88:
+      case Op::NEWTRUE:
         return values_.boolean(true);
-      case 0x89:
+      case Op::NEWFALSE:
         return values_.boolean(false);
-      case 'K':
+      case Op::BININT1:
         return values_.integer(static_cast<unsigned char>(byte()));
-      case 'M':
+      case Op::BININT2:
         return values_.integer(le16(take(2)));
-      case 'J':
+      case Op::BININT:
         return values_.integer(static_cast<int32_t>(le32(take(4))));
-      case 0x8a:
+      case Op::LONG1:
         return long1(at);
-      case 'G':
+      case Op::BINFLOAT:
         return binfloat();
-      case 'X':
+      case Op::BINUNICODE:
         return string(le32(take(4)));
-      case ')':
+      case Op::EMPTY_TUPLE:
         return values_.empty_tuple();
-      case 't':
+      case Op::TUPLE:
         return tuple_from(pop_mark(at), at);
-      case 0x85:
+      case Op::TUPLE1:
         return tuple_of(1, at);
-      case 0x86:
+      case Op::TUPLE2:
         return tuple_of(2, at);
-      case 0x87:
+      case Op::TUPLE3:
         return tuple_of(3, at);
-      case ']':
+      case Op::EMPTY_LIST:
         return values_.make(Kind::kList);
-      case '}':
+      case Op::EMPTY_DICT:
         return values_.make(Kind::kDict);
-      case 'h':
+      case Op::BINGET:
         return memo_get(static_cast<unsigned char>(byte()), at);
-      case 'j':
+      case Op::LONG_BINGET:
         return memo_get(le32(take(4)), at);
       default:
         return nullptr;
     }
   }
 
-  void step(unsigned char op, size_t at) {
+  void step(Op op, size_t at) {
     if (auto v = value(op, at)) return push(std::move(v));
     switch (op) {
-      case 0x80: {  // PROTO
+      case Op::PROTO: {
         const auto proto = static_cast<unsigned char>(byte());
         if (proto < 2 || proto > 5)
           error(at, fmt::format("pickle protocol {} is not one torch.save writes", proto));
         return;
       }
-      case '(':
+      case Op::MARK:
         values_.grow(marks_, "the pickle's stack");
         marks_.push_back(stack_.size());
         return;
-      case 'a': {  // APPEND
+      case Op::APPEND: {
         auto item = pop(at);
         return append(top(at), item, at);
       }
-      case 'e': {  // APPENDS
+      case Op::APPENDS: {
         auto items = pop_mark(at);
         auto list = top(at);
         // Python checks the target even when there is nothing to add ("Can only extend lists").
@@ -119,49 +121,52 @@ class Machine {
         for (auto& item : items) append(list, item, at);
         return;
       }
-      case 's': {  // SETITEM
+      case Op::SETITEM: {
         auto value = pop(at);
         auto key = pop(at);
         return set_item(top(at), key, value, at);
       }
-      case 'u': {  // SETITEMS
+      case Op::SETITEMS: {
         auto items = pop_mark(at);
         if (items.size() % 2 != 0) error(at, "SETITEMS with an odd number of values");
         auto dict = top(at);
         for (size_t i = 0; i < items.size(); i += 2) set_item(dict, items[i], items[i + 1], at);
         return;
       }
-      case 'q':
+      case Op::BINPUT:
         return memo_put(static_cast<unsigned char>(byte()), at);
-      case 'r':
+      case Op::LONG_BINPUT:
         return memo_put(le32(take(4)), at);
-      case 'c': {  // GLOBAL module\nname\n
+      case Op::GLOBAL: {
         const auto module = line(at);
         const auto name = line(at);
         return push(global(module, name, at));
       }
-      case 'R':     // REDUCE
-      case 0x81: {  // NEWOBJ
+      case Op::REDUCE:
+      case Op::NEWOBJ: {
         auto args = pop(at);
         auto callable = pop(at);
-        return push(rebuilder_.call(*callable, *args, op == 0x81, at));
+        return push(rebuilder_.call(*callable, *args, op == Op::NEWOBJ, at));
       }
-      case 'b': {  // BUILD
+      case Op::BUILD: {
         auto state = pop(at);
         return build(top(at), state, at);
       }
-      case 'Q':
-        return push(rebuilder_.storage(*pop(at), at));  // BINPERSID
+      case Op::BINPERSID:
+        return push(rebuilder_.storage(*pop(at), at));
       default:
         // Protocol 4's opcodes (FRAME, MEMOIZE, STACK_GLOBAL, SHORT_BINUNICODE, BINUNICODE8) among them:
         // torch.load(weights_only=True) refuses them in every version, and neither torch.save nor
         // LibTorch's pickler writes them.
-        error(at, fmt::format("pickle opcode 0x{:02x} ('{}') is not one a state dict needs; refused", op,
-                              op >= 0x20 && op < 0x7f ? static_cast<char>(op) : '?'));
+        refuse(static_cast<unsigned char>(op), at);
     }
   }
 
   [[noreturn]] void error(size_t at, const std::string& what) const { values_.error(at, what); }
+  [[noreturn]] void refuse(unsigned char op, size_t at) const {
+    error(at, fmt::format("pickle opcode 0x{:02x} ('{}') is not one a state dict needs; refused", op,
+                          op >= 0x20 && op < 0x7f ? static_cast<char>(op) : '?'));
+  }
 
   char byte() {
     if (pos_ >= in_.size()) error(pos_, "the pickle ends without STOP");

@@ -8,47 +8,55 @@
 
 #include "common/files/files.h"
 #include "common/weights/internal.h"
+#include "common/weights/pickle.h"
 
 namespace common::weights {
 namespace {
+
+using pickle::Op;
 
 // A protocol-2 pickler that memoizes as Python's does (every string, tuple, list, dict and call result is
 // PUT once; a global, a storage key and the shared 'storage' and location strings are fetched with GET
 // when they recur), so that the bytes match what torch.save writes for the same values.
 class Pickler {
  public:
-  explicit Pickler(bool ordered_dicts) : ordered_(ordered_dicts) { out_ = std::string("\x80\x02", 2); }
+  explicit Pickler(bool ordered_dicts) : ordered_(ordered_dicts) {
+    op(Op::PROTO);
+    out_.push_back(2);
+  }
 
   std::string finish(const c10::IValue& value, std::vector<torch::Tensor>& storages) {
     save(value, storages);
-    out_.push_back('.');
+    op(Op::STOP);
     return std::move(out_);
   }
 
  private:
+  void op(Op o) { out_.push_back(static_cast<char>(o)); }
   // A memo opcode: its one-byte form below 256, its four-byte form above.
-  void memo_op(char short_form, char long_form, uint32_t id) {
-    out_.push_back(id < 256 ? short_form : long_form);
+  void memo_op(Op short_form, Op long_form, uint32_t id) {
+    op(id < 256 ? short_form : long_form);
     if (id < 256) {
       out_.push_back(static_cast<char>(id));
     } else {
       append32(id);
     }
   }
-  void put() { memo_op('q', 'r', next_++); }        // BINPUT / LONG_BINPUT
-  void get(uint32_t id) { memo_op('h', 'j', id); }  // BINGET / LONG_BINGET
+  void put() { memo_op(Op::BINPUT, Op::LONG_BINPUT, next_++); }
+  void get(uint32_t id) { memo_op(Op::BINGET, Op::LONG_BINGET, id); }
   void append32(uint32_t v) {
     for (int i = 0; i < 4; ++i) out_.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
   }
   void global(const std::string& module, const std::string& name) {
     const auto key = module + "\n" + name + "\n";
     if (const auto found = memo_.find("g:" + key); found != memo_.end()) return get(found->second);
-    out_ += "c" + key;
+    op(Op::GLOBAL);
+    out_ += key;
     memo_["g:" + key] = next_;
     put();
   }
   void string(const std::string& s) {
-    out_.push_back('X');
+    op(Op::BINUNICODE);
     append32(static_cast<uint32_t>(s.size()));
     out_ += s;
     put();
@@ -61,17 +69,17 @@ class Pickler {
   }
   void integer(int64_t v) {
     if (v >= 0 && v <= 0xFF) {
-      out_.push_back('K');
+      op(Op::BININT1);
       out_.push_back(static_cast<char>(v));
     } else if (v >= 0 && v <= 0xFFFF) {
-      out_.push_back('M');
+      op(Op::BININT2);
       out_.push_back(static_cast<char>(v & 0xFF));
       out_.push_back(static_cast<char>((v >> 8) & 0xFF));
     } else if (v >= std::numeric_limits<int32_t>::min() && v <= std::numeric_limits<int32_t>::max()) {
-      out_.push_back('J');
+      op(Op::BININT);
       append32(static_cast<uint32_t>(static_cast<int32_t>(v)));
     } else {
-      // LONG1: the shortest little-endian two's complement, as Python's encode_long.
+      // The shortest little-endian two's complement, as Python's encode_long.
       std::string bytes;
       auto u = static_cast<uint64_t>(v);
       for (int i = 0; i < 8; ++i) bytes.push_back(static_cast<char>((u >> (8 * i)) & 0xFF));
@@ -84,26 +92,32 @@ class Pickler {
           break;
         }
       }
-      out_.push_back('\x8a');
+      op(Op::LONG1);
       out_.push_back(static_cast<char>(bytes.size()));
       out_ += bytes;
     }
   }
-  void ints(c10::IntArrayRef values) {
-    if (values.empty()) {
-      out_.push_back(')');
-      return;
+  // Python's save_tuple: EMPTY_TUPLE for none, TUPLE1 to TUPLE3 for a few, MARK ... TUPLE for more.
+  // Returns whether it is to be memoized: the empty tuple never is.
+  template <typename Items, typename Save>
+  bool tuple(const Items& items, Save save_item) {
+    if (items.empty()) {
+      op(Op::EMPTY_TUPLE);
+      return false;
     }
-    if (values.size() > 3) out_.push_back('(');
-    for (const auto v : values) integer(v);
-    out_.push_back(values.size() > 3 ? 't' : static_cast<char>(0x84 + values.size()));
-    put();
+    if (items.size() > 3) op(Op::MARK);
+    for (const auto& item : items) save_item(item);
+    op(items.size() > 3 ? Op::TUPLE : pickle::small_tuple(items.size()));
+    return true;
   }
-  void empty_ordered_dict() {
+  void ints(c10::IntArrayRef values) {
+    if (tuple(values, [this](int64_t v) { integer(v); })) put();
+  }
+  // collections.OrderedDict(), as Python reduces an OrderedDict; its PUT is the caller's.
+  void ordered_dict() {
     global("collections", "OrderedDict");
-    out_.push_back(')');
-    out_.push_back('R');
-    put();
+    op(Op::EMPTY_TUPLE);
+    op(Op::REDUCE);
   }
 
   void tensor(const torch::Tensor& original, std::vector<torch::Tensor>& storages) {
@@ -124,37 +138,38 @@ class Pickler {
       storages.push_back(torch::empty({0}, t.options()).set_(t.storage()));
     }
     global("torch._utils", "_rebuild_tensor_v2");
-    out_.push_back('(');
-    out_.push_back('(');
+    op(Op::MARK);
+    op(Op::MARK);
     shared_string("s:", "storage");
     global("torch", type);
     shared_string("k:", key);
     shared_string("s:", "cpu");
     integer(static_cast<int64_t>(t.storage().nbytes()) / elsize);
-    out_.push_back('t');
+    op(Op::TUPLE);
     put();
-    out_.push_back('Q');
+    op(Op::BINPERSID);
     integer(t.storage_offset());
     ints(t.sizes());
     ints(t.strides());
-    out_.push_back('\x89');  // requires_grad: a state dict's tensors are detached
-    empty_ordered_dict();
-    out_.push_back('t');
+    op(Op::NEWFALSE);  // requires_grad: a state dict's tensors are detached
+    ordered_dict();
     put();
-    out_.push_back('R');
+    op(Op::TUPLE);
+    put();
+    op(Op::REDUCE);
     put();
   }
 
   template <typename Items, typename Save>
-  void batched(const Items& items, size_t n, char one, char many, Save save_item) {
+  void batched(const Items& items, size_t n, Op one, Op many, Save save_item) {
     // Python's _batch_appends / _batch_setitems: batches of 1000, a single item without MARK.
     size_t i = 0;
     auto it = items.begin();
     while (i < n) {
       const size_t count = std::min<size_t>(1000, n - i);
-      if (count > 1) out_.push_back('(');
+      if (count > 1) op(Op::MARK);
       for (size_t k = 0; k < count; ++k, ++it) save_item(*it);
-      out_.push_back(count > 1 ? many : one);
+      op(count > 1 ? many : one);
       i += count;
     }
   }
@@ -169,16 +184,16 @@ class Pickler {
         return get(found->second);
     }
     if (v.isNone()) {
-      out_.push_back('N');
+      op(Op::NONE);
     } else if (v.isBool()) {
-      out_.push_back(v.toBool() ? '\x88' : '\x89');
+      op(v.toBool() ? Op::NEWTRUE : Op::NEWFALSE);
     } else if (v.isInt()) {
       integer(v.toInt());
     } else if (v.isDouble()) {
       double d = v.toDouble();
       uint64_t bits = 0;
       std::memcpy(&bits, &d, sizeof bits);
-      out_.push_back('G');
+      op(Op::BINFLOAT);
       for (int i = 7; i >= 0; --i) out_.push_back(static_cast<char>((bits >> (8 * i)) & 0xFF));
     } else if (v.isString()) {
       containers_[v.internalToPointer()] = next_;
@@ -187,33 +202,26 @@ class Pickler {
       tensor(v.toTensor(), storages);
     } else if (v.isTuple()) {
       const auto& elements = v.toTupleRef().elements();
-      if (elements.empty()) {
-        out_.push_back(')');
-        return;
-      }
-      if (elements.size() > 3) out_.push_back('(');
-      for (const auto& e : elements) save(e, storages);
-      out_.push_back(elements.size() > 3 ? 't' : static_cast<char>(0x84 + elements.size()));
+      if (!tuple(elements, [&](const c10::IValue& e) { save(e, storages); })) return;
       containers_[v.internalToPointer()] = next_;
       put();
     } else if (v.isList()) {
       const auto list = v.toListRef();
-      out_.push_back(']');
+      op(Op::EMPTY_LIST);
       containers_[v.internalToPointer()] = next_;
       put();
-      batched(list, list.size(), 'a', 'e', [&](const c10::IValue& item) { save(item, storages); });
+      batched(list, list.size(), Op::APPEND, Op::APPENDS,
+              [&](const c10::IValue& item) { save(item, storages); });
     } else if (v.isGenericDict()) {
       const auto dict = v.toGenericDict();
       if (ordered_) {
-        global("collections", "OrderedDict");
-        out_.push_back(')');
-        out_.push_back('R');
+        ordered_dict();
       } else {
-        out_.push_back('}');
+        op(Op::EMPTY_DICT);
       }
       containers_[v.internalToPointer()] = next_;
       put();
-      batched(dict, dict.size(), 's', 'u', [&](const auto& entry) {
+      batched(dict, dict.size(), Op::SETITEM, Op::SETITEMS, [&](const auto& entry) {
         save(entry.key(), storages);
         save(entry.value(), storages);
       });

@@ -71,100 +71,6 @@ void check_fits(const StateDict& expected, const std::vector<Described>& given, 
                   source, fmt::join(parts, "; ")));
 }
 
-StateDict materialize(const weights::WeightsFile& file) {
-  StateDict state;
-  for (const auto& [name, ref] : weights::tensor_entries(file, file.root()))
-    state.emplace_back(name, file.tensor(*ref));
-  return state;
-}
-
-// Values become IValues once each: a value the pickle shares (its memo) is shared in the result too, as
-// Python's objects are, so a file of 2^60 paths through a few KB converts in a few KB, and a tensor or a
-// string reached 100,000 times through the memo is one tensor or one string. Each conversion is charged
-// what LibTorch allocates for it, measured on LibTorch 1.13 with mallinfo2 (a one-key dict 639
-// bytes, a 64-dimension tensor 1296, a one-item list 112), rounded up.
-class Converter {
- public:
-  explicit Converter(const weights::WeightsFile& file) : file_(file) {}
-
-  c10::IValue operator()(const weights::Value& v) {
-    using Kind = weights::Value::Kind;
-    const bool shared = v.kind == Kind::kTuple || v.kind == Kind::kList || v.kind == Kind::kDict ||
-                        v.kind == Kind::kString || v.kind == Kind::kTensor;
-    if (shared) {
-      if (const auto found = done_.find(&v); found != done_.end()) return found->second;
-      file_.budget().charge(kMemoEntryCost + cost(v), "the values it holds");
-    }
-    c10::IValue out;
-    switch (v.kind) {
-      case Kind::kNone:
-        break;
-      case Kind::kBool:
-        out = v.boolean;
-        break;
-      case Kind::kInt:
-        out = v.integer;
-        break;
-      case Kind::kFloat:
-        out = v.real;
-        break;
-      case Kind::kString:
-        out = v.text;
-        break;
-      case Kind::kTensor:
-        out = file_.tensor(*v.tensor);
-        break;
-      case Kind::kTuple: {
-        std::vector<c10::IValue> items;
-        items.reserve(v.items.size());
-        for (const auto& item : v.items) items.push_back((*this)(*item));
-        out = c10::ivalue::Tuple::create(std::move(items));
-        break;
-      }
-      case Kind::kList: {
-        c10::impl::GenericList list(c10::AnyType::get());
-        list.reserve(v.items.size());
-        for (const auto& item : v.items) list.push_back((*this)(*item));
-        out = list;
-        break;
-      }
-      case Kind::kDict: {
-        c10::impl::GenericDict dict(c10::AnyType::get(), c10::AnyType::get());
-        for (const auto& [key, value] : v.entries) dict.insert_or_assign((*this)(*key), (*this)(*value));
-        out = dict;
-        break;
-      }
-      default:
-        throw weights::FileError(
-            fmt::format("{}: holds a {}, which is not a plain value; read it with read_state_dict",
-                        file_.name(), weights::Value::kind_name(v.kind)));
-    }
-    if (shared) done_.emplace(&v, out);
-    return out;
-  }
-
- private:
-  static constexpr uint64_t kMemoEntryCost = 64;  // a node of done_
-
-  // What LibTorch allocates for the value's own IValue (its items are charged as they are converted).
-  static uint64_t cost(const weights::Value& v) {
-    using Kind = weights::Value::Kind;
-    switch (v.kind) {
-      case Kind::kString:
-        return 64 + v.text.size();
-      case Kind::kTensor:
-        return 320 + 16 * v.tensor->sizes.size() + (v.tensor->requires_grad ? 256 : 0);
-      case Kind::kDict:
-        return 640 + 128 * v.entries.size();
-      default:
-        return 128 + 16 * v.items.size();
-    }
-  }
-
-  const weights::WeightsFile& file_;
-  std::unordered_map<const weights::Value*, c10::IValue> done_;
-};
-
 // Runs fn, and gives any error it raises the file's name: LibTorch's and the allocator's too.
 template <typename Fn>
 auto naming(const std::string& name, Fn fn) -> decltype(fn()) {
@@ -226,7 +132,7 @@ StateDict read_state_dict(std::string_view bytes, const std::string& name) {
         return state;
       }
     }
-    return materialize(weights::WeightsFile::from_bytes(std::string(bytes), name));
+    return weights::state_dict_tensors(weights::WeightsFile::from_bytes(std::string(bytes), name));
   });
 }
 
@@ -240,7 +146,7 @@ bool is_safetensors(const fs::path& path) {
 
 StateDict read_state_dict(const fs::path& path) {
   return naming(path.string(), [&] {
-    if (!is_safetensors(path)) return materialize(weights::WeightsFile::open(path));
+    if (!is_safetensors(path)) return weights::state_dict_tensors(weights::WeightsFile::open(path));
     const auto checkpoint = safetensors::Checkpoint::open(path);
     StateDict state;
     for (const auto& [name, at] : checkpoint.entries()) state.emplace_back(name, at.file->read(*at.info));
@@ -251,14 +157,14 @@ StateDict read_state_dict(const fs::path& path) {
 c10::IValue read_value(const fs::path& path) {
   return naming(path.string(), [&] {
     const auto file = weights::WeightsFile::open(path);
-    return Converter(file)(file.root());
+    return weights::to_ivalue(file, file.root());
   });
 }
 
 c10::IValue read_value(std::string_view bytes, const std::string& name) {
   return naming(name, [&] {
     const auto file = weights::WeightsFile::from_bytes(std::string(bytes), name);
-    return Converter(file)(file.root());
+    return weights::to_ivalue(file, file.root());
   });
 }
 

@@ -89,6 +89,10 @@ WeightsFile::WeightsFile(std::shared_ptr<Source> source, std::string name, uint6
 
 void WeightsFile::fail(const std::string& what) const { throw FileError(fmt::format("{}: {}", name_, what)); }
 
+Fail WeightsFile::failing() const {
+  return [this](const std::string& what) { fail(what); };
+}
+
 std::shared_ptr<Source> open_source(const fs::path& path) {
   const std::string name = path.string();
   // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below.
@@ -189,7 +193,7 @@ void check_version_and_byteorder(const Source& source, const std::vector<Record>
 }  // namespace
 
 void WeightsFile::parse() {
-  const Fail fail = [this](const std::string& what) { this->fail(what); };
+  const Fail fail = failing();
   try {
     records_ = read_directory(*source_, *budget_, fail);
     storages_ = std::make_shared<std::vector<std::vector<Piece>>>(records_.size());
@@ -245,12 +249,7 @@ void WeightsFile::verify(const std::vector<const TensorRef*>& refs) const {
     checked.push_back(&r);
   }
   const auto crcs = read_ranges(*source_, ranges, /*crc=*/true);
-  for (size_t i = 0; i < checked.size(); ++i) check_crc(*checked[i], crcs[i]);
-}
-
-void WeightsFile::check_crc(const Record& r, uint32_t crc) const {
-  if (crc != r.crc)
-    fail(fmt::format("not a valid model file: entry {} is damaged (CRC error)", printable(r.name)));
+  for (size_t i = 0; i < checked.size(); ++i) check_crc(*checked[i], crcs[i], failing());
 }
 
 void WeightsFile::stream(const Record& r,
@@ -263,7 +262,7 @@ void WeightsFile::stream(const Record& r,
     crc = crc32(crc, slice.data(), n);
     if (visit) visit(at, slice.data(), n);
   }
-  check_crc(r, crc);
+  check_crc(r, crc, failing());
 }
 
 void WeightsFile::read_into(const std::vector<std::pair<const TensorRef*, torch::Tensor>>& targets) const {
@@ -363,8 +362,7 @@ void WeightsFile::read_storage(const TensorRef& ref) const {
     out.push_back({first, torch::empty({last - first}, torch::TensorOptions().dtype(ref.dtype))});
   if (out.size() == 1 && out[0].first == 0 && out[0].data.nbytes() == r.size) {
     source_->read(r.offset, out[0].data.data_ptr(), static_cast<size_t>(r.size));
-    if (crc32(0, out[0].data.data_ptr(), static_cast<size_t>(r.size)) != r.crc)
-      fail(fmt::format("not a valid model file: entry {} is damaged (CRC error)", printable(r.name)));
+    check_crc(r, crc32(0, out[0].data.data_ptr(), static_cast<size_t>(r.size)), failing());
   } else {
     stream(r, [&](uint64_t at, const char* bytes, size_t n) {
       for (auto& piece : out) {
@@ -408,83 +406,6 @@ torch::Tensor WeightsFile::tensor(const TensorRef& ref) const {
   auto out = torch::empty({0}, p.data.options()).set_(p.data.storage(), offset, ref.sizes, ref.strides);
   if (ref.requires_grad) out.requires_grad_(true);
   return out;
-}
-
-namespace {
-
-// The walk of tensor_entries: each value visited once, every name checked, on one budget.
-class Flattener {
- public:
-  explicit Flattener(const WeightsFile& file) : file_(file) {}
-
-  std::vector<std::pair<std::string, const TensorRef*>> run(const Value& root) {
-    if (root.kind == Value::Kind::kDict) {
-      for (const auto& [key, item] : root.entries) {
-        if (key->kind != Value::Kind::kString)
-          fail(fmt::format("a state dict's keys are strings, and this one has the {} {}",
-                           Value::kind_name(key->kind), key->integer));
-        if (item->kind != Value::Kind::kTensor)
-          fail(fmt::format("entry '{}' is a {}, not a tensor", printable(key->text),
-                           Value::kind_name(item->kind)));
-        add(key->text, *item->tensor);
-      }
-    } else if (root.kind == Value::Kind::kObject) {
-      object(root, "");
-    } else {
-      fail(fmt::format("holds a {}, not a dict of name -> tensor (a state dict)",
-                       Value::kind_name(root.kind)));
-    }
-    return std::move(out_);
-  }
-
- private:
-  [[noreturn]] void fail(const std::string& what) const {
-    throw FileError(fmt::format("{}: {}", file_.name(), what));
-  }
-  void add(std::string name, const TensorRef& ref) {
-    file_.budget().charge(name.size() + 64, "the names of its tensors");
-    if (!names_.insert(name).second)
-      fail(fmt::format(
-          "the tensor '{}' is named twice (a dotted attribute and a submodule's, or two entries), "
-          "which loaders resolve differently",
-          printable(name)));
-    out_.emplace_back(std::move(name), &ref);
-  }
-  // LibTorch's module objects: tensor attributes, nested modules joined with '.'; a module's other
-  // attributes (training: bool) are not state.
-  void object(const Value& v, const std::string& prefix) {
-    if (!visited_.insert(&v).second)
-      fail(fmt::format("the submodule '{}' is reached by two paths; a module's state names each tensor once",
-                       printable(prefix)));
-    file_.budget().charge(v.entries.size() * 16 + 64, "the walk of its modules");
-    for (const auto& [key, item] : v.entries) {
-      // A tensor or a submodule must be declared as one by the code (`training`, a bool, is every module's).
-      const bool module = item->kind == Value::Kind::kObject;
-      if ((module || item->kind == Value::Kind::kTensor) && !file_.declares(key->text, module))
-        fail(
-            fmt::format("the module attribute '{}' is not declared as a {} by the archive's code, so "
-                        "torch.jit.load refuses the file",
-                        printable(prefix + key->text), module ? "module" : "tensor"));
-      const std::string name = prefix + key->text;
-      if (item->kind == Value::Kind::kTensor) {
-        add(name, *item->tensor);
-      } else if (item->kind == Value::Kind::kObject) {
-        object(*item, name + ".");
-      }
-    }
-  }
-
-  const WeightsFile& file_;
-  std::vector<std::pair<std::string, const TensorRef*>> out_;
-  std::unordered_set<std::string> names_;
-  std::unordered_set<const Value*> visited_;
-};
-
-}  // namespace
-
-std::vector<std::pair<std::string, const TensorRef*>> tensor_entries(const WeightsFile& file,
-                                                                     const Value& value) {
-  return Flattener(file).run(value);
 }
 
 }  // namespace common::weights

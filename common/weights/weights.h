@@ -7,12 +7,16 @@
 // knows a short allow-list of opcodes and globals, and never calls anything the file names.
 //
 // The data flows through one file per step:
-//   zip_reader.cpp      the archive: end record, directory, records (CRC-checked, read with pread)
-//   code.cpp     TorchScript code/ records, tokenized: any method definition refuses the file
-//   pickle_reader.cpp   data.pkl -> values, by the allow-list machine
-//   values.cpp  the few calls a weights file makes: storages and tensor descriptions, checked
-//   weights.cpp          the file as a whole, and its tensors: each storage read once, tensors its views
-// and the writer, which state_dict.cpp uses: pickle_writer.cpp and zip_writer.cpp.
+//   zip_reader.cpp     the archive: end record, directory, records (CRC-checked, read with pread)
+//   records.cpp        many records' bytes at once, in parallel slices, with their CRCs
+//   code.cpp           TorchScript code/ records, tokenized: any method definition refuses the file
+//   pickle_reader.cpp  data.pkl -> values, by the allow-list machine
+//   values.cpp         the few calls a weights file makes: storages and tensor descriptions, checked
+//   weights.cpp        the file as a whole, and its tensors: each storage read once, tensors its views
+//   to_libtorch.cpp    values -> LibTorch: a state dict's names and tensors, or any value as an IValue
+//   state_dict.cpp     a module's state: strict loading, and saving for Python (state_dict.h)
+// and the writer, which state_dict.cpp uses: pickle_writer.cpp and zip_writer.cpp. The reader and the
+// writer share the format's constants: zip.h (signatures and sizes) and pickle.h (opcodes).
 //
 // A file is read as PyTorch reads it or refused: docs/RELIABILITY.md lists each case a file could be
 // read two ways and what is done. Every length, count, offset and size is checked against what is
@@ -166,6 +170,8 @@ class WeightsFile {
   WeightsFile(std::shared_ptr<Source> source, std::string name, uint64_t budget_bytes);
   void parse();
   [[noreturn]] void fail(const std::string& what) const;
+  // fail, as the stages' functions take it.
+  std::function<void(const std::string& what)> failing() const;
 
   std::shared_ptr<Source> source_;
   std::string name_;
@@ -185,8 +191,6 @@ class WeightsFile {
   };
   const std::vector<Reached>& reached() const;
   void read_storage(const TensorRef& ref) const;
-  // Refuses the file, naming the record, when crc is not the record's.
-  void check_crc(const Record& r, uint32_t crc) const;
   // Reads a record in slices through its CRC, giving each slice to `visit` (if any); refuses a wrong CRC.
   void stream(const Record& r,
               const std::function<void(uint64_t at, const char* bytes, size_t n)>& visit) const;
@@ -205,6 +209,11 @@ class WeightsFile {
 // paths or any other value in a dict refuses the file.
 std::vector<std::pair<std::string, const TensorRef*>> tensor_entries(const WeightsFile& file,
                                                                      const Value& value);
+// The root's state dict, its tensors made from the file (each a view of its storage, read once).
+std::vector<std::pair<std::string, torch::Tensor>> state_dict_tensors(const WeightsFile& file);
+// Any value of the file (tensors, lists, tuples, dicts, numbers, strings) as LibTorch's IValue, shared
+// where the pickle shares it; a module object or any other value that is not plain data refuses the file.
+c10::IValue to_ivalue(const WeightsFile& file, const Value& value);
 
 // Writes `value` as Python's torch.save does (protocol 2 pickle in a zip of stored entries, 64-byte
 // aligned records), so that torch.load(path, weights_only=True) opens it on PyTorch 1.13 and 2.x.

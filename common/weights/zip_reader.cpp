@@ -21,6 +21,7 @@
 
 #include "common/lesson/print.h"
 #include "common/weights/internal.h"
+#include "common/weights/zip.h"
 
 namespace common::weights {
 
@@ -106,29 +107,24 @@ struct ZipEnd {
   uint64_t end_start = 0;  // where the end records begin: the central directory must end there
 };
 
-// miniz's sizes: the end record, the zip64 locator and the zip64 end record.
-constexpr size_t kEndSize = 22;
-constexpr size_t kLocatorSize = 20;
-constexpr size_t kZip64EndSize = 56;
-
 // The zip64 end record that a locator just before the end record points to, read as miniz reads it
 // (mz_zip_reader_read_central_dir, the same in PyTorch 1.13's copy and 2.6's). miniz looks for the locator
 // only when the end record starts at least 76 bytes into the file, and takes the zip64 record only when
 // its signature is there; the suite refuses a locator without its record rather than fall back to the
 // classic fields as miniz does. Each check is a row of docs/RELIABILITY.md's table.
 void read_zip64(const Source& source, uint64_t end_at, ZipEnd& end, const Fail& fail) {
-  if (end_at < kLocatorSize + kZip64EndSize) return;
-  unsigned char locator[kLocatorSize];
-  source.read(end_at - kLocatorSize, locator, sizeof locator);
-  if (le32(locator) != kZip64LocatorSignature) return;
+  if (end_at < zip::kZip64LocatorSize + zip::kZip64EndSize) return;
+  unsigned char locator[zip::kZip64LocatorSize];
+  source.read(end_at - zip::kZip64LocatorSize, locator, sizeof locator);
+  if (le32(locator) != zip::kZip64LocatorSignature) return;
   const uint64_t z64 = le64(locator + 8);
-  if (z64 > end_at - kLocatorSize || end_at - kLocatorSize - z64 < kZip64EndSize)
+  if (z64 > end_at - zip::kZip64LocatorSize || end_at - zip::kZip64LocatorSize - z64 < zip::kZip64EndSize)
     fail("not a valid model file: a damaged zip64 record");
-  unsigned char rec[kZip64EndSize];
+  unsigned char rec[zip::kZip64EndSize];
   source.read(z64, rec, sizeof rec);
-  if (le32(rec) != kZip64EndSignature) fail("not a valid model file: a damaged zip64 record");
+  if (le32(rec) != zip::kZip64EndSignature) fail("not a valid model file: a damaged zip64 record");
   // (zip64_size_of_end_of_central_dir_record < MZ_ZIP64_END_OF_CENTRAL_DIR_HEADER_SIZE - 12)
-  if (le64(rec + 4) < kZip64EndSize - 12) fail("not a valid model file: a damaged zip64 record");
+  if (le64(rec + 4) < zip::kZip64EndSize - 12) fail("not a valid model file: a damaged zip64 record");
   // (zip64_total_num_of_disks != 1U), then the disk numbers and counts of the zip64 record replace the
   // classic ones: (m_total_files != cdir_entries_on_this_disk) and ((num_this_disk | cdir_disk_index) != 0
   // && ...). This reader takes only disk 0.
@@ -150,13 +146,13 @@ void read_zip64(const Source& source, uint64_t end_at, ZipEnd& end, const Fail& 
 // file exactly, or the file is refused.
 ZipEnd find_end(const Source& source, const Fail& fail) {
   const uint64_t size = source.size();
-  const uint64_t tail_size = std::min<uint64_t>(size, 65535 + kEndSize);
+  const uint64_t tail_size = std::min<uint64_t>(size, 65535 + zip::kEndSize);
   std::vector<unsigned char> tail(tail_size);
   source.read(size - tail_size, tail.data(), tail.size());
-  for (size_t i = tail.size() - kEndSize + 1; i-- > 0;) {
-    if (le32(&tail[i]) != kEndSignature) continue;
+  for (size_t i = tail.size() - zip::kEndSize + 1; i-- > 0;) {
+    if (le32(&tail[i]) != zip::kEndSignature) continue;
     const unsigned char* e = &tail[i];
-    if (i + kEndSize + le16(e + 20) != tail.size()) {
+    if (i + zip::kEndSize + le16(e + 20) != tail.size()) {
       fail(
           "not a valid model file: its last end record does not end the file (two archives in one, or a "
           "damaged comment), so zip readers could read two different archives from it");
@@ -176,15 +172,126 @@ ZipEnd find_end(const Source& source, const Fail& fail) {
   return {};
 }
 
+// Where an entry's data is and how long, as its directory entry gives them.
+struct Extent {
+  uint64_t csize;   // stored
+  uint64_t usize;   // once inflated
+  uint64_t offset;  // of its local header
+};
+
+// zip64: the sizes and offset that do not fit in 32 bits follow in extra field 0x0001, in this order.
+// miniz walks the extra fields when a size or the offset says 0xFFFFFFFF, and refuses the file when a
+// field runs past the extra data: so does this reader.
+void apply_zip64(const unsigned char* extra, size_t elen, Extent& x, const std::string& shown,
+                 const Fail& fail) {
+  const bool needs_zip64 =
+      x.csize == zip::kZip64Marker || x.usize == zip::kZip64Marker || x.offset == zip::kZip64Marker;
+  for (size_t e = 0; e < elen;) {
+    const unsigned char* field = extra + e;
+    const size_t xlen = e + 4 <= elen ? le16(field + 2) : 0;
+    if (e + 4 > elen || e + 4 + xlen > elen) {
+      if (needs_zip64) fail(fmt::format("not a valid model file: entry {} has a damaged extra field", shown));
+      break;
+    }
+    if (le16(field) == zip::kZip64ExtraId) {
+      size_t q = 4;
+      for (uint64_t* value : {&x.usize, &x.csize, &x.offset}) {
+        if (*value != zip::kZip64Marker) continue;
+        if (q + 8 > 4 + xlen)
+          fail(fmt::format("not a valid model file: entry {} has a damaged zip64 field", shown));
+        *value = le64(field + q);
+        q += 8;
+      }
+    }
+    e += 4 + xlen;
+  }
+}
+
+// How the entry is stored, from its directory entry `h`: what miniz refuses when it reads the directory or
+// the record.
+void check_storage(const unsigned char* h, const Extent& x, const std::string& shown, const Fail& fail) {
+  const uint16_t flags = le16(h + 8);
+  // Encrypted (bit 0), strongly encrypted (bit 6), or with its local header masked (bit 13): miniz refuses
+  // the last when it reads the directory and the others when it reads the record; and so it refuses
+  // compressed patched data (bit 5).
+  if ((flags & 0x2041) != 0) fail(fmt::format("not a model file: entry {} is encrypted", shown));
+  if ((flags & 0x20) != 0) fail(fmt::format("not a model file: entry {} is compressed patched data", shown));
+  // (decomp_size && !comp_size), on the sizes as given.
+  if (x.usize != 0 && x.csize == 0)
+    fail(fmt::format("not a valid model file: entry {} has damaged sizes", shown));
+  // (disk_index == MZ_UINT16_MAX) || ((disk_index != num_this_disk) && (disk_index != 1)): this reader
+  // takes disk 0 only.
+  if (le16(h + 34) != 0) fail(fmt::format("not a valid model file: entry {} is on another disk", shown));
+}
+
+// The entry's name as PyTorch finds it: inside one folder, named in full. Returns where its '/' is.
+size_t check_name(const std::string& entry, const std::string& prefix, const std::string& shown,
+                  const Fail& fail) {
+  const auto slash = entry.find('/');
+  if (slash == std::string::npos || slash == 0)
+    fail(fmt::format("not a model file: entry {} is outside the archive's folder", shown));
+  // PyTorch takes the folder from the first name, then compares every name, as miniz gives it cut to 511
+  // bytes, with the folder and its '/': a folder of 511 bytes or more never matches, and PyTorch refuses
+  // the file ("not in a subdirectory").
+  if (prefix.empty() && slash >= zip::kMaxFolderName - 1)
+    fail(fmt::format(
+        "not a model file: entry {} is in a folder whose name and '/' take more than the {} bytes of a name "
+        "PyTorch reads",
+        shown, zip::kMaxFolderName - 1));
+  // miniz finds a name by strlen: a name with a NUL in it is found by its part before the NUL.
+  if (entry.find('\0') != std::string::npos)
+    fail(fmt::format("not a valid model file: entry {} has a NUL byte in its name", shown));
+  return slash;
+}
+
+// Whether the entry is deflated: only TorchScript's code/ files may be, and nothing is a folder.
+bool check_method(const unsigned char* h, const Extent& x, const std::string& entry, size_t slash,
+                  const std::string& shown, const Fail& fail) {
+  // Marked as a folder (MS-DOS attribute 0x10): miniz reads nothing from it, and PyTorch leaves the
+  // tensor's memory as it was.
+  if ((le32(h + 38) & 0x10) != 0)
+    fail(fmt::format("not a valid model file: entry {} is marked as a folder", shown));
+  const uint16_t method = le16(h + 10);
+  const bool code = entry.compare(slash + 1, 5, "code/") == 0;
+  const bool deflated = method == zip::kDeflated && code;
+  if (!deflated && (method != zip::kStored || x.csize != x.usize)) {
+    fail(fmt::format(
+        "not a model file: entry {} is compressed (method {}); PyTorch and LibTorch never compress what they "
+        "save, so this file was made by something else",
+        shown, method));
+  }
+  return deflated;
+}
+
+// Where the entry's data starts: its local header must name the same entry, and its data lie before the
+// directory.
+uint64_t data_start(const Source& source, const ZipEnd& end, const Extent& x, const std::string& entry,
+                    const std::string& shown, const Fail& fail) {
+  unsigned char local[zip::kLocalHeaderSize];
+  if (x.offset > end.cd_offset || end.cd_offset - x.offset < sizeof local)
+    fail(fmt::format("not a valid model file: entry {} lies outside the archive", shown));
+  source.read(x.offset, local, sizeof local);
+  const size_t lnlen = le16(local + 26), lelen = le16(local + 28);
+  if (le32(local) != zip::kLocalSignature || lnlen != entry.size())
+    fail(fmt::format("not a valid model file: entry {} has a damaged header", shown));
+  const uint64_t data = x.offset + sizeof local + lnlen + lelen;
+  if (data > end.cd_offset || x.csize > end.cd_offset - data)
+    fail(fmt::format("not a valid model file: entry {} runs past the end of its data", shown));
+  std::string local_name(lnlen, '\0');
+  source.read(x.offset + sizeof local, local_name.data(), lnlen);
+  if (local_name != entry) fail(fmt::format("not a valid model file: entry {} has a damaged header", shown));
+  return data;
+}
+
 // One central directory entry, read from the file (46 bytes, then its name, extra field and comment).
 Record read_entry(const Source& source, uint64_t& at, const ZipEnd& end, std::string& prefix,
                   std::unordered_set<std::string>& names, Budget& budget, const Fail& fail) {
-  unsigned char h[46];
+  unsigned char h[zip::kCentralHeaderSize];
   if (end.end_start - at < sizeof h) fail("not a valid model file: the zip archive's directory is damaged");
   source.read(at, h, sizeof h);
-  if (le32(h) != kCentralSignature) fail("not a valid model file: the zip archive's directory is damaged");
-  const uint16_t flags = le16(h + 8), method = le16(h + 10);
-  uint64_t csize = le32(h + 20), usize = le32(h + 24), offset = le32(h + 42);
+  if (le32(h) != zip::kCentralSignature)
+    fail("not a valid model file: the zip archive's directory is damaged");
+  Extent x{le32(h + 20), le32(h + 24), le32(h + 42)};
   const size_t nlen = le16(h + 28), elen = le16(h + 30), clen = le16(h + 32);
   if (end.end_start - at - sizeof h < nlen + elen + clen)
     fail("not a valid model file: the zip archive's directory is damaged");
@@ -196,70 +303,14 @@ Record read_entry(const Source& source, uint64_t& at, const ZipEnd& end, std::st
   at += sizeof h + nlen + elen + clen;
   std::string entry(reinterpret_cast<const char*>(variable.data()), nlen);
   const std::string shown = printable(entry);
-  // zip64: the sizes and offset that do not fit in 32 bits follow in extra field 0x0001, in this order.
   // PyTorch 1.13's miniz checks the local header's offset as the directory gives it, before any zip64
   // field: (offset + 30 + comp_size > archive_size) refuses the file there, where 2.6 reads on.
-  if (csize != 0xFFFFFFFFu && offset + 30 + csize > source.size())
+  if (x.csize != zip::kZip64Marker && x.offset + zip::kLocalHeaderSize + x.csize > source.size())
     fail(fmt::format("not a valid model file: entry {} lies outside the archive", shown));
-  // miniz walks the extra fields when a size or the offset says 0xFFFFFFFF, and refuses the file when a
-  // field runs past the extra data: so does this reader.
-  const bool needs_zip64 = csize == 0xFFFFFFFFu || usize == 0xFFFFFFFFu || offset == 0xFFFFFFFFu;
-  for (size_t e = 0; e < elen;) {
-    const unsigned char* x = variable.data() + nlen + e;
-    const size_t xlen = e + 4 <= elen ? le16(x + 2) : 0;
-    if (e + 4 > elen || e + 4 + xlen > elen) {
-      if (needs_zip64) fail(fmt::format("not a valid model file: entry {} has a damaged extra field", shown));
-      break;
-    }
-    if (le16(x) == 0x0001) {
-      size_t q = 4;
-      for (uint64_t* field : {&usize, &csize, &offset}) {
-        if (*field != 0xFFFFFFFFu) continue;
-        if (q + 8 > 4 + xlen)
-          fail(fmt::format("not a valid model file: entry {} has a damaged zip64 field", shown));
-        *field = le64(x + q);
-        q += 8;
-      }
-    }
-    e += 4 + xlen;
-  }
-  // Encrypted (bit 0), strongly encrypted (bit 6), or with its local header masked (bit 13): miniz refuses
-  // the last when it reads the directory and the others when it reads the record; and so it refuses
-  // compressed patched data (bit 5).
-  if ((flags & 0x2041) != 0) fail(fmt::format("not a model file: entry {} is encrypted", shown));
-  if ((flags & 0x20) != 0) fail(fmt::format("not a model file: entry {} is compressed patched data", shown));
-  // (decomp_size && !comp_size), on the sizes as given.
-  if (usize != 0 && csize == 0)
-    fail(fmt::format("not a valid model file: entry {} has damaged sizes", shown));
-  // (disk_index == MZ_UINT16_MAX) || ((disk_index != num_this_disk) && (disk_index != 1)): this reader
-  // takes disk 0 only.
-  if (le16(h + 34) != 0) fail(fmt::format("not a valid model file: entry {} is on another disk", shown));
-  const auto slash = entry.find('/');
-  if (slash == std::string::npos || slash == 0)
-    fail(fmt::format("not a model file: entry {} is outside the archive's folder", shown));
-  // PyTorch takes the folder from the first name, then compares every name, as miniz gives it cut to 511
-  // bytes, with the folder and its '/': a folder of 511 bytes or more never matches, and PyTorch refuses
-  // the file ("not in a subdirectory").
-  if (prefix.empty() && slash >= kMaxFolderName - 1)
-    fail(fmt::format(
-        "not a model file: entry {} is in a folder whose name and '/' take more than the {} bytes of a name "
-        "PyTorch reads",
-        shown, kMaxFolderName - 1));
-  // miniz finds a name by strlen: a name with a NUL in it is found by its part before the NUL.
-  if (entry.find('\0') != std::string::npos)
-    fail(fmt::format("not a valid model file: entry {} has a NUL byte in its name", shown));
-  // Marked as a folder (MS-DOS attribute 0x10): miniz reads nothing from it, and PyTorch leaves the
-  // tensor's memory as it was.
-  if ((le32(h + 38) & 0x10) != 0)
-    fail(fmt::format("not a valid model file: entry {} is marked as a folder", shown));
-  const bool code = entry.compare(slash + 1, 5, "code/") == 0;
-  const bool deflated = method == 8 && code;
-  if (!deflated && (method != 0 || csize != usize)) {
-    fail(fmt::format(
-        "not a model file: entry {} is compressed (method {}); PyTorch and LibTorch never compress what they "
-        "save, so this file was made by something else",
-        shown, method));
-  }
+  apply_zip64(variable.data() + nlen, elen, x, shown, fail);
+  check_storage(h, x, shown, fail);
+  const size_t slash = check_name(entry, prefix, shown, fail);
+  const bool deflated = check_method(h, x, entry, slash, shown, fail);
   if (prefix.empty()) prefix = entry.substr(0, slash + 1);
   if (entry.compare(0, prefix.size(), prefix) != 0)
     fail(fmt::format("not a model file: entry {} is outside folder {}", shown, printable(prefix)));
@@ -267,22 +318,8 @@ Record read_entry(const Source& source, uint64_t& at, const ZipEnd& end, std::st
   if (!names.insert(folded(entry)).second)
     fail(fmt::format(
         "not a valid model file: entry {} appears twice (letter case aside, as PyTorch finds names)", shown));
-
-  // The local header gives where the data starts; both headers must name the same entry.
-  unsigned char local[30];
-  if (offset > end.cd_offset || end.cd_offset - offset < sizeof local)
-    fail(fmt::format("not a valid model file: entry {} lies outside the archive", shown));
-  source.read(offset, local, sizeof local);
-  const size_t lnlen = le16(local + 26), lelen = le16(local + 28);
-  if (le32(local) != kLocalSignature || lnlen != nlen)
-    fail(fmt::format("not a valid model file: entry {} has a damaged header", shown));
-  const uint64_t data = offset + sizeof local + lnlen + lelen;
-  if (data > end.cd_offset || csize > end.cd_offset - data)
-    fail(fmt::format("not a valid model file: entry {} runs past the end of its data", shown));
-  std::string local_name(lnlen, '\0');
-  source.read(offset + sizeof local, local_name.data(), lnlen);
-  if (local_name != entry) fail(fmt::format("not a valid model file: entry {} has a damaged header", shown));
-  return {entry.substr(prefix.size()), data, usize, le32(h + 16), deflated, csize};
+  const uint64_t data = data_start(source, end, x, entry, shown, fail);
+  return {entry.substr(prefix.size()), data, x.usize, le32(h + 16), deflated, x.csize};
 }
 
 // Raw deflate of `packed` into `out`, which has the exact expected size.
@@ -320,11 +357,11 @@ std::shared_ptr<Source> bytes_source(std::string bytes) {
 std::vector<Record> read_directory(const Source& source, Budget& budget, const Fail& fail) {
   const uint64_t size = source.size();
   if (size == 0) fail("the file is empty");
-  if (size < kEndSize)
+  if (size < zip::kEndSize)
     fail("not a model file: too short to be the zip archive that PyTorch and LibTorch write");
   unsigned char head[4] = {};
   source.read(0, head, 4);
-  if (le32(head) != kLocalSignature) {
+  if (le32(head) != zip::kLocalSignature) {
     fail(
         "not a model file: PyTorch and LibTorch files are zip archives, and this one does not start like "
         "one");
@@ -332,9 +369,10 @@ std::vector<Record> read_directory(const Source& source, Budget& budget, const F
   const ZipEnd end = find_end(source, fail);
   if (end.entries == 0 || end.entries > kMaxEntries)
     fail(fmt::format("not a valid model file: {} archive entries", end.entries));
-  // Every size below is checked against the file before it is used; an entry takes at least 46 bytes.
+  // Every size below is checked against the file before it is used; an entry takes at least its fixed
+  // header.
   if (end.cd_offset > end.end_start || end.cd_size != end.end_start - end.cd_offset ||
-      end.cd_size / 46 < end.entries)
+      end.cd_size / zip::kCentralHeaderSize < end.entries)
     fail("not a valid model file: the zip archive's directory is damaged");
   std::vector<Record> records;
   std::string prefix;
@@ -362,9 +400,13 @@ std::string read_record(const Source& source, const Record& r, Budget& budget, c
   } else {
     source.read(r.offset, bytes.data(), bytes.size());
   }
-  if (crc32(0, bytes.data(), bytes.size()) != r.crc)
-    fail(fmt::format("not a valid model file: entry {} is damaged (CRC error)", printable(r.name)));
+  check_crc(r, crc32(0, bytes.data(), bytes.size()), fail);
   return bytes;
+}
+
+void check_crc(const Record& r, uint32_t crc, const Fail& fail) {
+  if (crc != r.crc)
+    fail(fmt::format("not a valid model file: entry {} is damaged (CRC error)", printable(r.name)));
 }
 
 }  // namespace common::weights

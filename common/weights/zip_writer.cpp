@@ -1,8 +1,10 @@
 // The zip writer: stored records, each aligned to 64 bytes as PyTorch aligns them, so that what is written
 // is what Python's torch.save writes.
+#include <cstdint>
 #include <stdexcept>
 
 #include "common/weights/internal.h"
+#include "common/weights/zip.h"
 
 namespace common::weights {
 namespace {
@@ -16,15 +18,15 @@ class ZipWriter {
     const std::string full = prefix_ + "/" + name;
     const uint32_t crc = weights::crc32(0, data, size);
     // Data starts on a 64-byte boundary, as PyTorch aligns it, padded with an extra field ("FB").
-    const uint64_t header_end = offset_ + 30 + full.size() + 4;
+    const uint64_t header_end = offset_ + zip::kLocalHeaderSize + full.size() + 4;
     const uint64_t pad = (64 - header_end % 64) % 64;
-    if (offset_ + 30 + full.size() + 4 + pad + size > 0xFFFFFFFFull)
+    if (header_end + pad + size > UINT32_MAX)
       throw std::runtime_error("this writer stores files up to 4 GiB; the model is larger");
     std::string h;
-    put32(h, kLocalSignature);
-    put16(h, 20);    // version needed: 2.0
-    put16(h, 0);     // flags
-    put16(h, 0);     // stored
+    put32(h, zip::kLocalSignature);
+    put16(h, 20);  // version needed: 2.0
+    put16(h, 0);   // flags
+    put16(h, zip::kStored);
     put16(h, 0);     // time
     put16(h, 0x21);  // date: 1980-01-01
     put32(h, crc);
@@ -45,11 +47,11 @@ class ZipWriter {
     const uint64_t cd_start = offset_;
     std::string cd;
     for (const auto& e : entries_) {
-      put32(cd, kCentralSignature);
+      put32(cd, zip::kCentralSignature);
       put16(cd, 0x031e);  // made by: Unix, 3.0
       put16(cd, 20);
       put16(cd, 0);
-      put16(cd, 0);
+      put16(cd, zip::kStored);
       put16(cd, 0);
       put16(cd, 0x21);
       put32(cd, e.crc);
@@ -65,7 +67,7 @@ class ZipWriter {
       cd += e.name;
     }
     const auto cd_size = static_cast<uint32_t>(cd.size());
-    put32(cd, kEndSignature);
+    put32(cd, zip::kEndSignature);
     put16(cd, 0);
     put16(cd, 0);
     put16(cd, static_cast<uint16_t>(entries_.size()));
