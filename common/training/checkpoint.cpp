@@ -279,21 +279,6 @@ c10::IValue as_python_number(double value) {
 
 }  // namespace
 
-void add_options(CLI::App& cli, Settings& settings, const std::string& batch_help) {
-  cli.add_option("--epochs", settings.epochs, "epochs to train")
-      ->capture_default_str()
-      ->check(CLI::Range(kEpochsRange.min, kEpochsRange.max));
-  cli.add_option("--batch-size", settings.batch_size, batch_help)
-      ->capture_default_str()
-      ->check(CLI::Range(kBatchSizeRange.min, kBatchSizeRange.max));
-  cli.add_option("--examples", settings.examples, "size of the synthetic dataset")
-      ->capture_default_str()
-      ->check(CLI::Range(kExamplesRange.min, kExamplesRange.max));
-  cli.add_option("--lr", settings.lr, "learning rate of SGD")
-      ->capture_default_str()
-      ->check(finite_range(kLrRange.min, kLrRange.max));
-}
-
 std::string file_name(int64_t step) { return fmt::format("checkpoint-{:08d}.pt", step); }
 
 void save(const fs::path& path, const torch::nn::Module& model, const torch::optim::SGD& optimizer,
@@ -395,17 +380,6 @@ std::string why_not_loadable(const fs::path& path, const torch::nn::Module& mode
   } catch (const std::exception& e) {
     return one_line_message(e);
   }
-}
-
-Epoch begin_epoch(Progress& progress, int64_t epoch, const Settings& settings, bool resumed) {
-  at::Generator gen = at::detail::getDefaultCPUGenerator();
-  if (resumed) {
-    gen.set_state(progress.rng_state);
-  } else {
-    progress.rng_state = gen.get_state();
-  }
-  return {torch::randperm(settings.examples, torch::kLong),
-          resumed ? progress.step - epoch * settings.steps_per_epoch() : 0};
 }
 
 }  // namespace common::checkpoint

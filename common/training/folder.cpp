@@ -1,5 +1,5 @@
-// The checkpoint folder: which files are checkpoints, the newest one that loads, and what pruning keeps.
-// The file format itself is checkpoint.cpp's.
+#include "common/training/folder.h"
+
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -7,8 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "common/files/files.h"
 #include "common/lesson/lesson.h"
-#include "common/training/checkpoint.h"
 
 namespace common::checkpoint {
 
@@ -37,13 +37,28 @@ std::vector<fs::path> list(const fs::path& dir, const Warn& warn) {
   return found;
 }
 
+namespace {
+[[noreturn]] void throw_none_in(const fs::path& dir) {
+  throw std::runtime_error(
+      fmt::format("--resume: no checkpoint in {}; run without --resume to start training", dir.string()));
+}
+}  // namespace
+
+void require_some(const fs::path& dir) {
+  if (list(dir).empty()) throw_none_in(dir);
+}
+
+int open_folder(const fs::path& dir, bool resume) {
+  if (resume) require_some(dir);
+  ensure_writable_dir(dir);
+  // A run killed while writing a checkpoint leaves its temporary file; this run clears them.
+  return remove_stale_temporaries(dir, is_file_name);
+}
+
 Resumed resume(const fs::path& dir, torch::nn::Module& model, torch::optim::SGD& optimizer,
                const Settings& expected, const Warn& warn) {
   const auto found = list(dir, warn);
-  if (found.empty()) {
-    throw std::runtime_error(
-        fmt::format("--resume: no checkpoint in {}; run without --resume to start training", dir.string()));
-  }
+  if (found.empty()) throw_none_in(dir);
   std::vector<fs::path> skipped;
   for (const auto& path : found) {
     try {

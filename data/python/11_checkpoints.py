@@ -69,8 +69,8 @@ def checkpoints():
     return [os.path.join(checkpoint_dir, n) for n in sorted(names, reverse=True)]
 
 
-epoch, step, rng_state = 0, 0, None
-if args.resume:
+def resume_newest():
+    """The newest checkpoint that loads, loaded into net and optimizer: (epoch, step, rng_state)."""
     for path in checkpoints():
         try:
             ck = load(path)
@@ -78,13 +78,14 @@ if args.resume:
                 raise SystemExit(f"error: --resume: {path} was made by a run with other settings")
             net.load_state_dict(ck["model"])
             optimizer.load_state_dict(ck["optimizer"])
-            epoch, step, rng_state = ck["epoch"], ck["step"], ck["rng_state"]
-            print(f"resumed from {os.path.basename(path)}: epoch {epoch + 1}, step {step}")
-            break
+            print(f"resumed from {os.path.basename(path)}: epoch {ck['epoch'] + 1}, step {ck['step']}")
+            return ck["epoch"], ck["step"], ck["rng_state"]
         except (RuntimeError, KeyError, ValueError, TypeError) as e:
             print(f"warning: skipping {os.path.basename(path)}: {e}")
-    else:
-        raise SystemExit(f"error: --resume: no checkpoint in {checkpoint_dir} loads")
+    raise SystemExit(f"error: --resume: no checkpoint in {checkpoint_dir} loads")
+
+
+epoch, step, rng_state = resume_newest() if args.resume else (0, 0, None)
 
 
 def save_checkpoint(epoch, step, rng_state):

@@ -1,16 +1,23 @@
 #pragma once
 // "guardar periódicamente los resultados intermedios (puntos de control)": training that saves
 // checkpoints as it goes, and resumes from the newest one that loads, bit for bit.
-#include <algorithm>
+#include <unistd.h>
+
+#include <cstdio>
 #include <filesystem>
 #include <functional>
-#include <stdexcept>
+#include <vector>
 
 #include <fmt/format.h>
 #include <torch/torch.h>
+#include <CLI/CLI.hpp>
 
+#include "common/lesson/options.h"
 #include "common/lesson/print.h"
 #include "common/training/checkpoint.h"
+#include "common/training/folder.h"
+#include "common/training/loop.h"
+#include "common/training/options.h"
 #include "common/training/training.h"
 
 namespace checkpoints {
@@ -24,15 +31,34 @@ using common::make_mlp;
 using common::make_optimizer;
 
 // The checkpoint itself (format, writer, checked reader, directory scan) is common's
-// (common/training/checkpoint.h): lesson 13 writes and resumes from the same files, and so does Python.
+// (common/training/checkpoint.h, folder.h): lesson 13 writes and resumes from the same files, and so does
+// Python. So is the loop (common/training/loop.h), which lesson 13 runs too.
 using common::checkpoint::Progress;
 using common::checkpoint::Settings;
+using common::training::EpochReport;
 
-struct EpochReport {
-  int64_t epoch = 0;
-  double loss = 0;
-  double accuracy = 0;
-  int64_t examples = 0;
+// The lesson's options: the common ones, the training settings, and how often and how many checkpoints.
+struct Options : common::Options {
+  Settings settings;
+  int64_t checkpoint_every = 10;
+  int64_t keep = 3;
+  bool resume = false;
+
+  Options(int argc, char** argv)
+      : common::Options("11_checkpoints", "Checkpoints: train, save as you go, resume bit for bit") {
+    common::training::add_options(cli(), settings, "examples per step");
+    cli()
+        .add_option("--checkpoint-every", checkpoint_every, "save a checkpoint every N steps")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 1000000000));
+    cli()
+        .add_option("--keep", keep, "keep the newest K checkpoints")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 1000000));
+    cli().add_flag("--resume", resume, "continue from the newest checkpoint in --out-dir that loads");
+    parse(argc, argv);
+    settings.seed = seed;
+  }
 };
 
 struct TrainOptions {
@@ -44,18 +70,18 @@ struct TrainOptions {
   std::vector<fs::path> skipped;
 };
 
-// Trains from `progress` to the end, saving a checkpoint every checkpoint_every steps. on_epoch gets the
+inline TrainOptions train_options(const Options& options, const fs::path& checkpoint_dir,
+                                  std::vector<fs::path> skipped = {}) {
+  return {options.settings, options.checkpoint_every, options.keep, checkpoint_dir, std::move(skipped)};
+}
+
+// Trains from `progress` (resumed when it holds a generator state) to the end, in common's loop, saving a
+// checkpoint every checkpoint_every steps and pruning the folder to the newest `keep`. on_epoch gets the
 // mean loss and the accuracy over the steps of each epoch run here; on_step each step (for a live line).
 inline void train(torch::nn::Sequential& model, torch::optim::SGD& optimizer, const Dataset& data,
                   const TrainOptions& options, Progress progress,
                   const std::function<void(const EpochReport&)>& on_epoch,
                   const std::function<void(int64_t step_in_epoch, int64_t steps_per_epoch)>& on_step) {
-  const int64_t n = data.X.size(0);
-  if (n != options.settings.examples)
-    throw std::invalid_argument(
-        fmt::format("the dataset has {} examples, the settings say {}", n, options.settings.examples));
-  const int64_t steps_per_epoch = options.settings.steps_per_epoch();
-  const auto device = model->parameters().at(0).device();
   common::checkpoint::Pruner pruner(
       options.checkpoint_dir, options.keep,
       [&](const fs::path& path) {
@@ -63,51 +89,36 @@ inline void train(torch::nn::Sequential& model, torch::optim::SGD& optimizer, co
       },
       common::print_warning);
   pruner.skipped(options.skipped);
-  bool resumed_epoch = progress.rng_state.defined();
-  for (int64_t epoch = progress.epoch; epoch < options.settings.epochs; ++epoch) {
-    // The shuffle is drawn from the generator at the epoch's start; a resumed run restores that state, so
-    // it draws the very same order and skips the batches already done.
-    const auto [order, first] =
-        common::checkpoint::begin_epoch(progress, epoch, options.settings, resumed_epoch);
-    resumed_epoch = false;
-    EpochReport report{epoch, 0, 0, 0};
-    int64_t correct = 0;
-    for (int64_t b = first; b < steps_per_epoch; ++b) {
-      auto idx =
-          order.slice(0, b * options.settings.batch_size, std::min(n, (b + 1) * options.settings.batch_size));
-      auto xb = data.X.index_select(0, idx).to(device);
-      auto yb = data.y.index_select(0, idx).to(device);
-      auto logits = model->forward(xb);
-      auto loss = torch::nn::functional::cross_entropy(logits, yb);
-      optimizer.zero_grad();
-      loss.backward();
-      optimizer.step();
-      ++progress.step;
-      report.loss += loss.item<double>() * static_cast<double>(idx.size(0));
-      correct += logits.argmax(1).eq(yb).sum().item<int64_t>();
-      report.examples += idx.size(0);
-      if (on_step) on_step(b + 1, steps_per_epoch);
-
-      if (progress.step % options.checkpoint_every == 0) {
-        Progress snapshot = progress;
-        snapshot.epoch = epoch;
-        if (b + 1 ==
-            steps_per_epoch) {  // the next step opens the next epoch, from the generator as it is now
-          snapshot.epoch = epoch + 1;
-          snapshot.rng_state = at::detail::getDefaultCPUGenerator().get_state();
-        }
-        const auto path = options.checkpoint_dir / common::checkpoint::file_name(progress.step);
-        common::checkpoint::save(path, *model, optimizer, snapshot, options.settings);
-        pruner.written(path);
-        pruner.prune();
-      }
-    }
-    if (report.examples > 0) {
-      report.loss /= static_cast<double>(report.examples);
-      report.accuracy = static_cast<double>(correct) / static_cast<double>(report.examples);
-    }
-    on_epoch(report);
-  }
+  common::training::Hooks hooks;
+  hooks.after_step = [&](const Progress& now, int64_t step_in_epoch, int64_t steps_per_epoch) {
+    if (on_step) on_step(step_in_epoch, steps_per_epoch);
+    if (now.step % options.checkpoint_every != 0) return;
+    const auto path = options.checkpoint_dir / common::checkpoint::file_name(now.step);
+    common::checkpoint::save(path, *model, optimizer, now, options.settings);
+    pruner.written(path);
+    pruner.prune();
+  };
+  hooks.after_epoch = [&](const EpochReport& report, const Progress&) { on_epoch(report); };
+  const bool resumed = progress.rng_state.defined();
+  common::training::train(model, optimizer, data, options.settings, std::move(progress), resumed, hooks);
 }
+
+// The "step k/n" line that a terminal shows while an epoch trains, rewritten in place, and cleared before
+// the epoch's own line. Printed to a file or a pipe (the tests, the parity check), it prints nothing.
+class LiveLine {
+ public:
+  LiveLine() : live_(isatty(STDOUT_FILENO) != 0) {}
+  void step(int64_t step, int64_t steps) const {
+    if (!live_) return;
+    fmt::print("\r  step {}/{}", step, steps);
+    std::fflush(stdout);
+  }
+  void clear() const {
+    if (live_) fmt::print("\r\033[K");
+  }
+
+ private:
+  bool live_;
+};
 
 }  // namespace checkpoints

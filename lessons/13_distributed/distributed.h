@@ -1,8 +1,10 @@
 #pragma once
 // Data-parallel training across processes with LibTorch's own c10d: ranks meet through a TCPStore, one
 // ProcessGroupGloo holds them all, each rank trains on its shard of every batch, and the gradients are
-// averaged with an allreduce before every step, which is what Python's DistributedDataParallel does.
-// Starting the ranks, and naming one that is gone, is the launcher's (launcher.h).
+// averaged with an allreduce before every step, which is what Python's DistributedDataParallel does. The
+// loop is lesson 11's (common/training/loop.h); the collectives come in through its hooks. Who this process
+// is comes from options.cpp; starting the ranks is launcher.h's. What the tests call is defined here, the
+// rest in distributed.cpp.
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -10,8 +12,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -23,36 +26,48 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include "common/compat.h"
+#include "common/launch/environment.h"
+#include "common/launch/rank_record.h"
 #include "common/lesson/lesson.h"
 #include "common/training/checkpoint.h"
+#include "common/training/loop.h"
 #include "common/training/training.h"
 
 namespace distributed {
 
-inline constexpr int kMaxWorldSize = 8;
+using common::launch::kMaxWorldSize;
+using common::launch::Meeting;
 
 // What every rank must agree on, and what a checkpoint records: lesson 11's settings, the same file.
 // batch_size is the global batch: each rank takes batch_size / world_size of it.
 using common::checkpoint::Progress;
 using common::checkpoint::Settings;
+using common::training::EpochReport;
+
+// The lesson's options: the common ones, the training settings, and the launch. Made, they say who this
+// process is (from the options, or from torchrun's or Slurm's environment), every option that must hold
+// before any rank starts checked. A process that is to start the ranks itself (no --rank, no launcher's
+// environment) runs no cell: the constructor starts them, waits for them and ends the program with their
+// status (launcher.h). A rank prints its lines after "[rank k] ", and ranks other than 0 write into
+// rank-k/ of --out-dir.
+struct Options : common::Options {
+  Settings settings;
+  common::launch::Launch launch;
+  std::chrono::milliseconds timeout{20000};
+  bool resume = false;
+  // The command line as given: the ranks this process starts are given the same.
+  std::vector<std::string> arguments;
+
+  Options(int argc, char** argv);
+};
 
 // A rank's view of the group: who it is, how many there are, and the process group itself.
 struct Group {
   int rank = 0;
   int world_size = 1;
-  std::vector<std::string> where;  // each rank's "host pid address", to name a rank that is gone
+  std::vector<std::string> where;  // each rank's record (common/launch/rank_record.h)
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
-};
-
-// Where the ranks meet: rank 0's address and port. Under torchrun the launcher's agent already hosts the
-// store there: every rank is its client, under a prefix of its own for each restart, as Python's
-// init_process_group does when torchrun sets TORCHELASTIC_USE_AGENT_STORE.
-struct Meeting {
-  std::string addr = "127.0.0.1";
-  int port = 0;
-  bool agent_store = false;
-  int attempt = 0;  // torchrun's TORCHELASTIC_RESTART_COUNT
 };
 
 inline bool is_loopback(const std::string& addr) { return addr == "127.0.0.1" || addr == "localhost"; }
@@ -118,11 +133,8 @@ inline Group join(int rank, int world_size, const Meeting& at, std::chrono::mill
       is_loopback(at.addr) ? std::string("127.0.0.1") : local_address_towards(at.addr, at.port);
   options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(address));
   g.pg = c10::make_intrusive<c10d::ProcessGroupGloo>(g.store, rank, world_size, options);
-  // Each rank says where it runs (host, process, address), so that a survivor can name the rank it lost,
-  // on its own host by its process and on another by the address whose connection closed.
-  char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
-  const std::string mine = fmt::format("{} {} {}", host, ::getpid(), address);
+  // Each rank says where it runs, so that a survivor can name the rank it lost.
+  const std::string mine = common::launch::rank_record(address);
   g.store->set(fmt::format("where/{}", rank), std::vector<uint8_t>(mine.begin(), mine.end()));
   for (int r = 0; r < world_size; ++r) {
     const auto bytes = g.store->get(fmt::format("where/{}", r));
@@ -167,33 +179,6 @@ inline void broadcast_parameters(Group& g, torch::nn::Module& model) {
   unflatten_into(tensors[0], params);
 }
 
-// Rank 0's momentum buffers, progress and generator state, copied to every rank: with
-// broadcast_parameters, the whole state a resumed run needs, read from rank 0's checkpoint by rank 0 alone.
-inline void broadcast_progress(Group& g, torch::nn::Module& model, torch::optim::SGD& optimizer,
-                               Progress& progress) {
-  const auto params = model.parameters();
-  std::vector<torch::Tensor> buffers;
-  for (const auto& p : params) {
-    auto b = g.rank == 0 ? common::sgd_momentum_buffer(optimizer, p) : torch::Tensor();
-    buffers.push_back(b.defined() ? b.detach().clone() : torch::zeros_like(p).detach());
-  }
-  const auto state_bytes = at::detail::getDefaultCPUGenerator().get_state().numel();
-  auto rng = g.rank == 0 ? progress.rng_state.to(torch::kLong) : torch::zeros({state_bytes}, torch::kLong);
-  // One broadcast per dtype: a collective's tensors all have one.
-  std::vector<torch::Tensor> floats{flat(buffers)};
-  std::vector<torch::Tensor> integers{torch::cat({torch::tensor({progress.epoch, progress.step}), rng})};
-  c10d::BroadcastOptions options;
-  options.rootRank = 0;
-  g.pg->broadcast(floats, options)->wait();
-  g.pg->broadcast(integers, options)->wait();
-  unflatten_into(floats[0], buffers);
-  for (size_t i = 0; i < params.size(); ++i)
-    common::set_sgd_momentum_buffer(optimizer, params[i], buffers[i]);
-  progress.epoch = integers[0][0].item<int64_t>();
-  progress.step = integers[0][1].item<int64_t>();
-  progress.rng_state = integers[0].slice(0, 2).to(torch::kUInt8);
-}
-
 // Every rank's gradients summed, then divided by the number of ranks: each rank then holds the gradient of
 // the whole batch's mean loss, as one process would compute it.
 inline void average_gradients(Group& g, torch::nn::Module& model) {
@@ -203,87 +188,57 @@ inline void average_gradients(Group& g, torch::nn::Module& model) {
   unflatten_into(summed / g.world_size, grads);
 }
 
-// Whether every rank holds exactly these parameters, found through the group (elementwise maximum and
-// minimum over the ranks agree), not assumed.
-inline bool parameters_equal_everywhere(Group& g, torch::nn::Module& model) {
-  const auto mine = flat(model.parameters()).detach();
-  const auto high = allreduce(g, mine.clone(), c10d::ReduceOp::MAX);
-  const auto low = allreduce(g, mine.clone(), c10d::ReduceOp::MIN);
-  return torch::equal(high, low);
-}
-
-// Every rank learns whether all are; what one rank sees, all see.
-inline bool all_agree(Group& g, bool mine) {
-  auto flag = torch::tensor({mine ? int64_t{0} : int64_t{1}});
-  return allreduce(g, flag).item<int64_t>() == 0;
-}
-
 // Rank `rank`'s part of a batch: contiguous, equal shards.
 inline torch::Tensor shard(const torch::Tensor& batch_indices, int rank, int world_size) {
   const int64_t per_rank = batch_indices.size(0) / world_size;
   return batch_indices.slice(0, rank * per_rank, (rank + 1) * per_rank);
 }
 
-struct EpochResult {
-  double loss = 0;      // mean over the steps run, all ranks
-  double accuracy = 0;  // over the steps run, all ranks
-  int64_t examples = 0;
-};
+// The loop's hooks for data parallelism: this rank's shard of every batch, the gradients averaged over the
+// ranks after backward (unless `average` is false, which only the tests do, to show the ranks then drift
+// apart), and the epoch's sums over all ranks.
+inline common::training::Hooks data_parallel(Group& g, torch::nn::Module& model, bool average = true) {
+  common::training::Hooks hooks;
+  hooks.take = [&g](const torch::Tensor& batch) { return shard(batch, g.rank, g.world_size); };
+  if (average) hooks.after_backward = [&g, &model] { average_gradients(g, model); };
+  hooks.sum = [&g](torch::Tensor sums) { return allreduce(g, std::move(sums)); };
+  return hooks;
+}
 
-// One epoch over `order`, from step first_step: each step takes the global batch's shard of this rank,
-// backward, gradients averaged over the ranks (unless `average` is false, which only the tests do, to show
-// the ranks then drift apart), step.
-inline EpochResult train_epoch(Group& g, torch::nn::Sequential& model, torch::optim::SGD& optimizer,
+// One epoch over `order`, from step first_step, in the loop with data_parallel's hooks.
+inline EpochReport train_epoch(Group& g, torch::nn::Sequential& model, torch::optim::SGD& optimizer,
                                const common::Dataset& data, const Settings& s, const torch::Tensor& order,
                                int64_t first_step, bool average = true) {
-  auto totals = torch::zeros({3}, torch::kDouble);  // loss sum, correct, examples
-  for (int64_t b = first_step; b < s.steps_per_epoch(); ++b) {
-    auto idx = shard(order.slice(0, b * s.batch_size, (b + 1) * s.batch_size), g.rank, g.world_size);
-    auto xb = data.X.index_select(0, idx);
-    auto yb = data.y.index_select(0, idx);
-    auto logits = model->forward(xb);
-    auto loss = torch::nn::functional::cross_entropy(logits, yb);
-    optimizer.zero_grad();
-    loss.backward();
-    if (average) average_gradients(g, *model);
-    optimizer.step();
-    totals[0] += loss.item<double>() * static_cast<double>(idx.size(0));
-    totals[1] += logits.argmax(1).eq(yb).sum().item<double>();
-    totals[2] += static_cast<double>(idx.size(0));
-  }
-  totals = allreduce(g, totals);
-  const double examples = std::max(totals[2].item<double>(), 1.0);
-  return {totals[0].item<double>() / examples, totals[1].item<double>() / examples,
-          static_cast<int64_t>(totals[2].item<double>())};
+  Progress progress;
+  return common::training::run_epoch(model, optimizer, data, s, 0, {order, first_step}, progress,
+                                     data_parallel(g, *model, average));
 }
 
-// The options that must hold before any rank starts: one clear error instead of ranks failing one by one.
-inline void check_settings(const Settings& s, int world_size, int rank, int master_port,
-                           const common::Options& options) {
-  if (!options.device.is_cpu())
-    throw std::invalid_argument(
-        fmt::format("--device {}: the ranks train on the CPU over Gloo; a GPU group needs NCCL "
-                    "(ProcessGroupNCCL), which this "
-                    "lesson does not build; run with --device cpu",
-                    options.device.str()));
-  if (rank >= world_size)
-    throw std::invalid_argument(fmt::format("--rank {} is not below --world-size {}", rank, world_size));
-  if (rank >= 0 && master_port == 0)
-    throw std::invalid_argument(
-        "--rank starts one rank by hand: pass the --master-port that rank 0 listens on");
-  if (s.batch_size % world_size != 0)
-    throw std::invalid_argument(
-        fmt::format("--batch-size {} does not split evenly over {} ranks; pass a multiple of {}",
-                    s.batch_size, world_size, world_size));
-  // Every step takes a whole global batch, split evenly: a short last batch would leave a rank with less.
-  if (s.examples % s.batch_size != 0) {
-    const int64_t batches =
-        std::max(s.examples / s.batch_size,
-                 (common::checkpoint::kExamplesRange.min + s.batch_size - 1) / s.batch_size);
-    throw std::invalid_argument(
-        fmt::format("--examples {} is not a whole number of batches of {}; pass --examples {}", s.examples,
-                    s.batch_size, batches * s.batch_size));
-  }
-}
+// Whether every rank holds exactly these parameters, found through the group (elementwise maximum and
+// minimum over the ranks agree), not assumed.
+bool parameters_equal_everywhere(Group& g, torch::nn::Module& model);
+
+// Where a run starts: rank 0 reads its newest checkpoint (with --resume, or in a group torchrun restarted
+// after a failure, when there is one), and every rank gets rank 0's parameters, momentum buffers, progress
+// and generator state. `from`: the file rank 0 resumed from, "" when none.
+struct Start {
+  Progress progress;
+  std::string from;
+};
+Start resume(Group& g, const Options& options, torch::nn::Module& model, torch::optim::SGD& optimizer);
+
+// Trains from `start` to the end in the loop with data_parallel's hooks. After each epoch: on_epoch with
+// its report, its speed and whether every rank holds the same parameters (which must hold, or training
+// stops); then rank 0 writes a checkpoint, in lesson 11's format, and no rank runs ahead of it. A failure
+// names the rank that was lost, when it can tell.
+using OnEpoch = std::function<void(const EpochReport&, double examples_per_second, bool equal)>;
+void train(Group& g, torch::nn::Sequential& model, torch::optim::SGD& optimizer, const common::Dataset& data,
+           const Options& options, const Start& start, const OnEpoch& on_epoch);
+
+// Rank 0 writes the parameters, in Python's torch.save format; the others hold the same.
+void save_from_rank0(const Group& g, const torch::nn::Module& model, const std::filesystem::path& path);
+
+// What rank 0 says about starting the lesson under a cluster's launchers; the others, nothing.
+std::vector<std::string> how_to_launch(const Group& g, const Options& options);
 
 }  // namespace distributed
