@@ -5,25 +5,24 @@
 #include "lessons/04_centered_layer/centered_layer.h"
 #include "tests/testing.h"
 
-using centered_layer::CenteredLayer;
 using testing_mp::tensors_equal;
 
-class CenteredLayerTest : public testing_mp::OnDevice {};
-MP_INSTANTIATE_ON_DEVICES(CenteredLayerTest);
+class CenteredLayer : public testing_mp::OnDevice {};
+MP_INSTANTIATE_ON_DEVICES(CenteredLayer);
 
-TEST_P(CenteredLayerTest, SubtractsTheMeanExactly) {
-  CenteredLayer layer;
+TEST_P(CenteredLayer, SubtractsTheMeanExactly) {
+  centered_layer::CenteredLayer layer;
   auto out = layer(torch::tensor({1.0F, 2.0F, 3.0F, 4.0F, 5.0F}, device()));
   EXPECT_TRUE(tensors_equal(out, torch::tensor({-2.0F, -1.0F, 0.0F, 1.0F, 2.0F})));
 }
 
-TEST(CenteredLayerTest, HasNoParameters) {
-  CenteredLayer layer;
+TEST(CenteredLayer, HasNoParameters) {
+  centered_layer::CenteredLayer layer;
   EXPECT_EQ(layer->parameters().size(), 0u);
   EXPECT_EQ(layer->named_buffers().size(), 0u);
 }
 
-TEST_P(CenteredLayerTest, ComposedNetHasZeroMeanUpToRounding) {
+TEST_P(CenteredLayer, ComposedNetHasZeroMeanUpToRounding) {
   auto net = centered_layer::make_net();
   net->to(device());
   auto Y = net->forward(torch::rand({4, 8}, device()));
@@ -37,7 +36,7 @@ TEST_P(CenteredLayerTest, ComposedNetHasZeroMeanUpToRounding) {
   EXPECT_LT(std::abs(Y.mean().item<double>()), 1e-6);
 }
 
-TEST_P(CenteredLayerTest, GradientsFlowThroughToTheLinear) {
+TEST_P(CenteredLayer, GradientsFlowThroughToTheLinear) {
   auto net = centered_layer::make_net();
   net->to(device());
   // A loss whose gradient is not removed by the centring (the sum of a centred tensor is constant).

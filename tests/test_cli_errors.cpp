@@ -108,7 +108,7 @@ TEST_P(CliErrors, OneErrorLineExitTwoDiskUntouched) {
   const auto before = testing_mp::snapshot(dir_);
   testing_mp::RunOptions options;
   options.timeout_seconds = 30;  // a FIFO must be refused, not waited on
-  const auto result = testing_mp::run_program(argv, options);
+  const auto result = testing_mp::run_lesson(argv, options);
   EXPECT_FALSE(result.timed_out);
   EXPECT_EQ(result.exit_code, common::kExitBadInput) << result.err;
   EXPECT_EQ(result.signal, 0);
@@ -129,7 +129,7 @@ TEST_P(CliErrorsWithoutStderr, ExitTwoEvenWithStderrClosedOrFull) {
     testing_mp::RunOptions options;
     options.timeout_seconds = 30;
     options.stderr_to = stderr_to;
-    const auto result = testing_mp::run_program(argv, options);
+    const auto result = testing_mp::run_lesson(argv, options);
     EXPECT_EQ(result.signal, 0) << "stderr " << stderr_to;
     EXPECT_EQ(result.exit_code, common::kExitBadInput) << "stderr " << stderr_to;
   }

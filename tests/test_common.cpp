@@ -84,7 +84,7 @@ TEST_P(LessonCli, BadOptionsExitTwoWithOneErrorLine) {
     argv.insert(argv.end(), {"--out-dir", testing_mp::fresh_dir().string()});
   }
   argv.insert(argv.end(), args.begin(), args.end());
-  const auto result = testing_mp::run_program(argv);
+  const auto result = testing_mp::run_lesson(argv);
   EXPECT_EQ(result.exit_code, common::kExitBadInput) << result.err;
   EXPECT_EQ(result.err.rfind("error: ", 0), 0u) << result.err;
   EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
@@ -99,7 +99,7 @@ INSTANTIATE_TEST_SUITE_P(Cases, LessonCli,
                                            CliCase{{"--out-dir", "/proc/version/x"}, "/proc/version/x"}));
 
 TEST(LessonCli, HelpListsTheSharedOptionsAndExitsZero) {
-  const auto result = testing_mp::run_program({MP_LESSON_BINARY, "--help"});
+  const auto result = testing_mp::run_lesson({MP_LESSON_BINARY, "--help"});
   EXPECT_EQ(result.exit_code, 0);
   for (const char* option : {"--device", "--seed", "--out-dir", "--help"}) {
     EXPECT_NE(result.out.find(option), std::string::npos) << option;
@@ -108,9 +108,9 @@ TEST(LessonCli, HelpListsTheSharedOptionsAndExitsZero) {
 
 TEST(LessonCli, DefaultsRunAndWriteValuesJson) {
   const auto dir = testing_mp::fresh_dir();
-  const auto result = testing_mp::run_program({MP_LESSON_BINARY, "--out-dir", dir.string()});
+  const auto result = testing_mp::run_lesson({MP_LESSON_BINARY, "--out-dir", dir.string()});
   EXPECT_EQ(result.exit_code, 0) << result.err;
-  EXPECT_TRUE(std::filesystem::exists(dir / "values.json"));
+  EXPECT_TRUE(std::filesystem::exists(result.out_dir / "values.json"));
 }
 
 // common/lesson/malloc_policy.cpp: every program of the suite keeps large blocks in glibc's heap. mallinfo2's

@@ -32,31 +32,30 @@ namespace {
 struct Lesson {
   std::string name;
   std::string binary;
-  std::vector<std::string> options;  // beyond --out-dir and --epochs
+  std::function<std::vector<std::string>(const fs::path& out_dir, const std::string& epochs)> args;
   std::vector<std::string> resumed_from_honest;
 };
 
 // Lesson 13 where this LibTorch builds it (a pip torch ships no Gloo headers).
 std::vector<Lesson> lessons() {
-  std::vector<Lesson> all{
-      {"Checkpoints",
-       MP_CHECKPOINTS_BINARY,
-       {"--device", "cpu", "--examples", "64", "--batch-size", "32", "--checkpoint-every", "1"},
-       {"resumed from checkpoint-00000002.pt: epoch 2, step 2\n"}}};
+  std::vector<Lesson> all{{"Checkpoints",
+                           MP_CHECKPOINTS_BINARY,
+                           [](const fs::path& out_dir, const std::string& epochs) {
+                             return testing_mp::short_training_args(MP_CHECKPOINTS_BINARY, out_dir, epochs);
+                           },
+                           {"resumed from checkpoint-00000002.pt: epoch 2, step 2\n"}}};
 #ifdef MP_DISTRIBUTED_BINARY
-  all.push_back(
-      {"Distributed",
-       MP_DISTRIBUTED_BINARY,
-       {"--device", "cpu", "--world-size", "1", "--timeout", "10", "--examples", "64", "--batch-size", "32"},
-       {"[rank 0] resumed from checkpoint-00000002.pt\n",
-        "[rank 0] resumed from rank 0's checkpoint: epoch 2, step 2\n"}});
+  all.push_back({"Distributed",
+                 MP_DISTRIBUTED_BINARY,
+                 [](const fs::path& out_dir, const std::string& epochs) {
+                   return testing_mp::distributed_args(
+                       MP_DISTRIBUTED_BINARY, out_dir, 1,
+                       {"--examples", "64", "--batch-size", "32", "--epochs", epochs});
+                 },
+                 {"[rank 0] resumed from checkpoint-00000002.pt\n",
+                  "[rank 0] resumed from rank 0's checkpoint: epoch 2, step 2\n"}});
 #endif
   return all;
-}
-
-std::vector<std::string> lesson_args(const Lesson& lesson, const fs::path& out_dir,
-                                     const std::string& epochs) {
-  return with(with({lesson.binary}, lesson.options), {"--out-dir", out_dir.string(), "--epochs", epochs});
 }
 
 // The last checkpoint of an honest run of 2 epochs (epoch 2 of 2, step 4): each crafted file is a copy of
@@ -91,7 +90,7 @@ const Honest& honest(const Lesson& lesson) {
   }
   fs::remove_all(dir);
   fs::create_directories(dir);
-  const auto r = testing_mp::run_program(lesson_args(lesson, h.out_dir, "2"));
+  const auto r = testing_mp::run_lesson(lesson.args(h.out_dir, "2"));
   const auto checkpoints = h.out_dir / "checkpoints";
   if (r.exit_code != 0) {
     h.error = "the honest run failed: " + r.err;
@@ -115,7 +114,7 @@ testing_mp::RunResult resume_with_planted(const Lesson& lesson, const fs::path& 
   plant(made.source, out_dir / "checkpoints" / name, change);
   testing_mp::RunOptions options;
   options.timeout_seconds = 60;
-  return testing_mp::run_program(with(lesson_args(lesson, out_dir, "2"), {"--resume"}), options);
+  return testing_mp::run_lesson(with(lesson.args(out_dir, "2"), {"--resume"}), options);
 }
 
 // The value at a path of dict keys and list indices in a checkpoint.
@@ -173,19 +172,18 @@ struct Crafted {
 void PrintTo(const Crafted& crafted, std::ostream* os) { *os << crafted.name; }
 void PrintTo(const Lesson& lesson, std::ostream* os) { *os << lesson.name; }
 
-std::vector<Crafted> crafted_checkpoints() {
-  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
-  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
-  const auto str = [](const char* s) { return c10::IValue(std::string(s)); };
-  const std::vector<c10::IValue> group{"optimizer", "param_groups", int64_t{0}};
-  const auto in_group = [&](const char* key) {
-    auto path = group;
-    path.emplace_back(std::string(key));
-    return path;
-  };
-  const std::vector<c10::IValue> buffer0{"optimizer", "state", int64_t{0}, "momentum_buffer"};
+c10::IValue str(const char* s) { return c10::IValue(std::string(s)); }
+
+// The optimizer's one parameter group, and a key in it.
+std::vector<c10::IValue> group() { return {"optimizer", "param_groups", int64_t{0}}; }
+std::vector<c10::IValue> in_group(const char* key) {
+  auto path = group();
+  path.emplace_back(std::string(key));
+  return path;
+}
+
+std::vector<Crafted> wrong_types() {
   return {
-      // Types.
       {"EpochIsAStr", set({"epoch"}, str("2")), "'epoch' is a str, not an int"},
       {"StepIsAFloat", set({"step"}, 4.0), "'step' is a float, not an int"},
       {"SettingsLrIsAStr", set({"settings", "lr"}, str("0.05")), "'settings.lr' is a str, not a number"},
@@ -199,11 +197,18 @@ std::vector<Crafted> crafted_checkpoints() {
            }),
        "model is a list, not a dict"},
       {"ParamGroupsIsADict",
-       set({"optimizer", "param_groups"}, [group](const c10::impl::GenericDict& c) { return at(c, group); }),
+       set({"optimizer", "param_groups"}, [](const c10::impl::GenericDict& c) { return at(c, group()); }),
        "'optimizer.param_groups' is not a list of one group"},
       {"RngStateIsAnInt", set({"rng_state"}, int64_t{5056}), "'rng_state' is a int, not a tensor"},
       {"ModelEntryIsAnInt", set({"model", "0.weight"}, int64_t{7}),
        "model['0.weight'] is a int, not a tensor"},
+  };
+}
+
+std::vector<Crafted> numbers_out_of_range() {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  return {
       // Integers at their limits.
       {"BatchSizeIsInt64Max", set({"settings", "batch_size"}, kMax),
        "its setting 'batch_size' is 9223372036854775807, outside [1, 1000000]"},
@@ -233,6 +238,12 @@ std::vector<Crafted> crafted_checkpoints() {
        "its setting 'lr' is inf, outside [1e-06, 10]"},
       {"GroupLrDiffersFromSettings", set(in_group("lr"), 0.1),
        "'optimizer.param_groups[0].lr' is 0.1, its settings say 0.05"},
+  };
+}
+
+std::vector<Crafted> wrong_state() {
+  const std::vector<c10::IValue> buffer0{"optimizer", "state", int64_t{0}, "momentum_buffer"};
+  return {
       // Generator states: torch.get_rng_state() gives 5056 bytes.
       {"RngStateOf5055Bytes",
        set_tensor({"rng_state"}, [](const torch::Tensor& t) { return t.narrow(0, 0, 5055); }),
@@ -277,6 +288,12 @@ std::vector<Crafted> crafted_checkpoints() {
       {"UnknownTopLevelKey", set({"notes"}, str("hand-edited")),
        "the checkpoint holds 'notes', which this lesson does not know"},
   };
+}
+
+std::vector<Crafted> crafted_checkpoints() {
+  auto all = wrong_types();
+  for (auto part : {numbers_out_of_range(), wrong_state()}) all.insert(all.end(), part.begin(), part.end());
+  return all;
 }
 
 std::string line_starting(const std::string& text, const std::string& prefix) {

@@ -4,14 +4,13 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -33,16 +32,7 @@ namespace {
 
 std::vector<std::string> lesson_args(const fs::path& out_dir, int world_size,
                                      const std::vector<std::string>& extra = {}) {
-  std::vector<std::string> args{
-      MP_LESSON_BINARY,           "--device",  "cpu", "--out-dir", out_dir.string(), "--world-size",
-      std::to_string(world_size), "--timeout", "10"};
-  args.insert(args.end(), extra.begin(), extra.end());
-  return args;
-}
-
-nlohmann::json values_of(const fs::path& dir) {
-  std::ifstream in(dir / "values.json");
-  return nlohmann::json::parse(in);
+  return testing_mp::distributed_args(MP_LESSON_BINARY, out_dir, world_size, extra);
 }
 
 // The ranks of one process, each on its own thread, in one group: what the lesson's ranks do, in a form
@@ -87,24 +77,24 @@ std::vector<torch::Tensor> train_in_threads(int world_size, bool average) {
 
 TEST(Distributed, AllreduceGivesTheSumOnEveryRank) {
   const auto dir = testing_mp::fresh_dir();
-  const auto r = testing_mp::run_program(
+  const auto r = testing_mp::run_lesson(
       lesson_args(dir, 3, {"--epochs", "1", "--examples", "96", "--batch-size", "48"}));
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   // Rank k brings [k + 1, 10 (k + 1)]: the sum over 3 ranks is [6, 60], on every rank.
   for (const auto& rank_dir : {dir, dir / "rank-1", dir / "rank-2"}) {
-    const auto values = values_of(rank_dir);
+    const auto values = testing_mp::read_values(rank_dir);
     EXPECT_EQ(values["allreduce(SUM) of [k + 1, 10 (k + 1)]"]["values"], nlohmann::json::parse("[6.0, 60.0]"))
         << rank_dir;
   }
-  EXPECT_EQ(values_of(dir / "rank-2")["rank"], 2);
+  EXPECT_EQ(testing_mp::read_values(dir / "rank-2")["rank"], 2);
 }
 
 TEST(Distributed, ParametersAreEqualOnEveryRankAfterTrainingAndDifferedBeforeTheBroadcast) {
   const auto dir = testing_mp::fresh_dir();
-  const auto r = testing_mp::run_program(lesson_args(dir, 2, {"--epochs", "2", "--examples", "256"}));
+  const auto r = testing_mp::run_lesson(lesson_args(dir, 2, {"--epochs", "2", "--examples", "256"}));
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   for (const auto& rank_dir : {dir, dir / "rank-1"}) {
-    const auto values = values_of(rank_dir);
+    const auto values = testing_mp::read_values(rank_dir);
     EXPECT_EQ(values["parameters equal on every rank before the broadcast"], false);  // the check can say no
     EXPECT_EQ(values["parameters equal on every rank at the end"], true);
   }
@@ -124,8 +114,8 @@ TEST(Distributed, WithoutTheGradientAllreduceTheRanksDriftApart) {
 TEST(Distributed, TwoRanksEndWhereOneProcessEnds) {
   const auto one = testing_mp::fresh_dir("one");
   const auto two = testing_mp::fresh_dir("two");
-  ASSERT_EQ(testing_mp::run_program(lesson_args(one, 1)).exit_code, 0);
-  ASSERT_EQ(testing_mp::run_program(lesson_args(two, 2)).exit_code, 0);
+  ASSERT_EQ(testing_mp::run_lesson(lesson_args(one, 1)).exit_code, 0);
+  ASSERT_EQ(testing_mp::run_lesson(lesson_args(two, 2)).exit_code, 0);
   const auto a = common::read_state_dict(one / "final.params");
   const auto b = common::read_state_dict(two / "final.params");
   ASSERT_EQ(a.size(), b.size());
@@ -137,7 +127,7 @@ TEST(Distributed, TwoRanksEndWhereOneProcessEnds) {
   std::cout << "largest difference between world sizes 1 and 2: " << largest << "\n";
   // And a different seed lands elsewhere: the comparison can fail.
   const auto other = testing_mp::fresh_dir("other");
-  ASSERT_EQ(testing_mp::run_program(lesson_args(other, 2, {"--seed", "1"})).exit_code, 0);
+  ASSERT_EQ(testing_mp::run_lesson(lesson_args(other, 2, {"--seed", "1"})).exit_code, 0);
   EXPECT_FALSE(
       torch::allclose(common::read_state_dict(other / "final.params")[0].second, a[0].second, 1e-4, 1e-5));
 }
@@ -153,46 +143,35 @@ struct KillResult {
 // Starts the lesson, waits until rank 0 has written the checkpoint after epoch 1, kills rank 1 with SIGKILL
 // from outside, and waits for the launcher.
 KillResult kill_rank_one_after_first_epoch(const std::vector<std::string>& args, const fs::path& dir) {
-  const auto err_path = testing_mp::fresh_dir("stderr") / "err";
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  std::vector<char*> cargv;
-  cargv.reserve(args.size() + 1);
-  for (const auto& a : args) cargv.push_back(const_cast<char*>(a.c_str()));
-  cargv.push_back(nullptr);
-  pid_t launcher = 0;
-  posix_spawn(&launcher, args[0].c_str(), &actions, nullptr, cargv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
   // 8192 examples in global batches of 64: the checkpoint after epoch 1 is the one of step 128.
   const auto checkpoint = dir / "checkpoints" / common::checkpoint::file_name(128);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (!fs::exists(checkpoint) && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  // Rank 1 is the launcher's child started with "--rank 1".
-  const pid_t rank_one = testing_mp::child_of(launcher, [](const std::string& cmdline, const std::string&) {
-    return cmdline.find(std::string("--rank\0"
-                                    "1\0",
-                                    9)) != std::string::npos;
-  });
+  std::optional<std::chrono::steady_clock::time_point> killed_at;
+  testing_mp::RunOptions options;
+  options.timeout_seconds = 180;
+  options.watch = [&](pid_t launcher) {
+    std::error_code ec;
+    if (!fs::exists(checkpoint, ec)) return false;
+    // Rank 1 is the launcher's child started with "--rank 1".
+    const pid_t rank_one = testing_mp::child_of(launcher, [](const std::string& cmdline, const std::string&) {
+      return cmdline.find(std::string("--rank\0"
+                                      "1\0",
+                                      9)) != std::string::npos;
+    });
+    if (rank_one == 0) return false;
+    kill(rank_one, SIGKILL);
+    killed_at = std::chrono::steady_clock::now();
+    return true;
+  };
+  const auto run = testing_mp::run_lesson(args, options);
   KillResult result;
-  if (rank_one == 0) {
-    kill(launcher, SIGKILL);
-    waitpid(launcher, nullptr, 0);
-    result.err = "rank 1 was not found";
+  if (!killed_at) {
+    result.err = "rank 1 was not killed: " + run.err;
     return result;
   }
-  kill(rank_one, SIGKILL);
-  const auto killed_at = std::chrono::steady_clock::now();
-  int status = 0;
-  waitpid(launcher, &status, 0);
   result.seconds_after_kill =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream err(err_path);
-  result.err.assign(std::istreambuf_iterator<char>(err), std::istreambuf_iterator<char>());
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - *killed_at).count();
+  result.exit_code = run.exit_code;
+  result.err = run.err;
   return result;
 }
 
@@ -218,14 +197,12 @@ TEST(Distributed, KillingARankEndsTheOthersWithAnErrorNamingItAndExitTwo) {
 TEST(Distributed, ResumeAfterAKilledRankEndsWhereAnUninterruptedRunEnds) {
   const std::vector<std::string> run{"--epochs", "4", "--examples", "8192"};
   const auto reference = testing_mp::fresh_dir("reference");
-  ASSERT_EQ(testing_mp::run_program(lesson_args(reference, 2, run)).exit_code, 0);
+  ASSERT_EQ(testing_mp::run_lesson(lesson_args(reference, 2, run)).exit_code, 0);
   const auto dir = testing_mp::fresh_dir();
   const auto killed = kill_rank_one_after_first_epoch(lesson_args(dir, 2, run), dir);
   ASSERT_EQ(killed.exit_code, common::kExitBadInput) << killed.err;
   ASSERT_FALSE(fs::exists(dir / "final.params"));
-  auto resume_args = lesson_args(dir, 2, run);
-  resume_args.emplace_back("--resume");
-  const auto resumed = testing_mp::run_program(resume_args);
+  const auto resumed = testing_mp::run_lesson(testing_mp::with(lesson_args(dir, 2, run), {"--resume"}));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
   EXPECT_NE(resumed.out.find("resumed from rank 0's checkpoint: epoch 2, step 128"), std::string::npos)
       << resumed.out;
@@ -244,7 +221,7 @@ TEST(Distributed, ARankThatRefusesIsOneErrorLineNamingTheCause) {
   std::ofstream(dir / "checkpoints" / common::checkpoint::file_name(4)) << "not a checkpoint";
   for (const char* world_size : {"2", "4"}) {
     auto args = lesson_args(dir, std::stoi(world_size), {"--resume"});
-    const auto r = testing_mp::run_program(args, {60});
+    const auto r = testing_mp::run_lesson(args, {60});
     EXPECT_EQ(r.exit_code, common::kExitBadInput) << r.err;
     std::vector<std::string> errors;
     std::istringstream lines(r.err);
@@ -278,9 +255,8 @@ TEST(Distributed, BadOptionsAreOneErrorLineAndExitTwo) {
   };
   for (const auto& [extra, expected] : cases) {
     const auto dir = testing_mp::fresh_dir();
-    auto args = std::vector<std::string>{MP_LESSON_BINARY, "--out-dir", dir.string()};
-    args.insert(args.end(), extra.begin(), extra.end());
-    const auto r = testing_mp::run_program(args, {30});
+    const auto r =
+        testing_mp::run_lesson(testing_mp::with({MP_LESSON_BINARY, "--out-dir", dir.string()}, extra), {30});
     EXPECT_EQ(r.exit_code, common::kExitBadInput) << extra[0] << ": " << r.err;
     EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;

@@ -24,10 +24,10 @@ namespace {
 
 const fs::path kDir = MP_EXPORT_DIR;
 
-testing_mp::RunResult run_lesson(const std::vector<std::string>& extra) {
-  std::vector<std::string> argv{MP_LESSON_BINARY, "--out-dir", testing_mp::fresh_dir("export-out").string()};
-  argv.insert(argv.end(), extra.begin(), extra.end());
-  return testing_mp::run_program(argv);
+// The lesson with `extra` options, into a folder of its own.
+testing_mp::LessonRun run_export(const std::vector<std::string>& extra) {
+  return testing_mp::run_lesson(
+      testing_mp::with({MP_LESSON_BINARY, "--out-dir", testing_mp::fresh_dir("export-out").string()}, extra));
 }
 
 void expect_one_error_line(const testing_mp::RunResult& result, const std::string& needle) {
@@ -48,7 +48,7 @@ fs::path copy_of_build_dir() {
 }  // namespace
 
 TEST(Export, PackageOutputsEqualPythonsEagerOutputs) {
-  const auto result = run_lesson({"--device", "cpu"});
+  const auto result = run_export({"--device", "cpu"});
   ASSERT_EQ(result.exit_code, 0) << result.err;
   for (const char* name : {"X", "X1", "X64"}) {
     EXPECT_NE(result.out.find(
@@ -119,7 +119,7 @@ TEST(Export, BatchBoundsAreTheTwins) {
 TEST(Export, OnlyTheBuildsOwnPackagesRun) {
   // The opposite case first: an unchanged copy of the build's folder runs.
   const auto same = copy_of_build_dir();
-  const auto ok = run_lesson({"--package-dir", same.string()});
+  const auto ok = run_export({"--package-dir", same.string()});
   ASSERT_EQ(ok.exit_code, 0) << ok.err;
 
   const auto changed = copy_of_build_dir();
@@ -128,22 +128,22 @@ TEST(Export, OnlyTheBuildsOwnPackagesRun) {
     f.seekp(1000);
     f.put('\x7f');
   }
-  expect_one_error_line(run_lesson({"--package-dir", changed.string()}), "not the package this build made");
+  expect_one_error_line(run_export({"--package-dir", changed.string()}), "not the package this build made");
 
   // The other package in the MLP's place: a real package, not this one.
   const auto swapped = copy_of_build_dir();
   fs::copy_file(swapped / "fixed_hidden_mlp.pt2", swapped / "mlp.pt2", fs::copy_options::overwrite_existing);
-  expect_one_error_line(run_lesson({"--package-dir", swapped.string()}), "not the package this build made");
+  expect_one_error_line(run_export({"--package-dir", swapped.string()}), "not the package this build made");
 
   const auto truncated = copy_of_build_dir();
   fs::resize_file(truncated / "fixed_hidden_mlp.pt2", 0);
-  expect_one_error_line(run_lesson({"--package-dir", truncated.string()}), "empty, not a package");
+  expect_one_error_line(run_export({"--package-dir", truncated.string()}), "empty, not a package");
 
   const auto missing = copy_of_build_dir();
   fs::remove(missing / "mlp.pt2");
-  expect_one_error_line(run_lesson({"--package-dir", missing.string()}), "mlp.pt2: cannot open it");
+  expect_one_error_line(run_export({"--package-dir", missing.string()}), "mlp.pt2: cannot open it");
 
-  expect_one_error_line(run_lesson({"--package-dir", "/nonexistent/14_export"}),
+  expect_one_error_line(run_export({"--package-dir", "/nonexistent/14_export"}),
                         "export.json: cannot open it");
 }
 
@@ -154,21 +154,21 @@ TEST(Export, WrongInputIsOneErrorLine) {
     return (dir / name).string();
   };
   // The opposite case: a [3, 20] float32 tensor runs.
-  const auto good = run_lesson({"--input", write("good.pt", torch::rand({3, 20}))});
+  const auto good = run_export({"--input", write("good.pt", torch::rand({3, 20}))});
   ASSERT_EQ(good.exit_code, 0) << good.err;
   EXPECT_NE(good.out.find("good.pt) = "), std::string::npos) << good.out;
 
-  expect_one_error_line(run_lesson({"--input", write("wide.pt", torch::rand({3, 21}))}), "this is [3, 21]");
-  expect_one_error_line(run_lesson({"--input", write("flat.pt", torch::rand({20}))}), "this is [20]");
-  expect_one_error_line(run_lesson({"--input", write("empty.pt", torch::rand({0, 20}))}), "this is [0, 20]");
-  expect_one_error_line(run_lesson({"--input", write("huge.pt", torch::rand({ex::kMaxBatch + 1, 20}))}),
+  expect_one_error_line(run_export({"--input", write("wide.pt", torch::rand({3, 21}))}), "this is [3, 21]");
+  expect_one_error_line(run_export({"--input", write("flat.pt", torch::rand({20}))}), "this is [20]");
+  expect_one_error_line(run_export({"--input", write("empty.pt", torch::rand({0, 20}))}), "this is [0, 20]");
+  expect_one_error_line(run_export({"--input", write("huge.pt", torch::rand({ex::kMaxBatch + 1, 20}))}),
                         fmt::format("this is [{}, 20]", ex::kMaxBatch + 1));
-  expect_one_error_line(run_lesson({"--input", write("double.pt", torch::rand({3, 20}, torch::kDouble))}),
+  expect_one_error_line(run_export({"--input", write("double.pt", torch::rand({3, 20}, torch::kDouble))}),
                         "float32 input, this is Double");
   c10::impl::GenericList list(c10::TensorType::get());
   list.push_back(torch::rand({3, 20}));
-  expect_one_error_line(run_lesson({"--input", write("list.pt", list)}), "not a tensor");
-  expect_one_error_line(run_lesson({"--input", (dir / "absent.pt").string()}), "absent.pt");
+  expect_one_error_line(run_export({"--input", write("list.pt", list)}), "not a tensor");
+  expect_one_error_line(run_export({"--input", (dir / "absent.pt").string()}), "absent.pt");
 }
 
 // eager.pt is input too: each tensor it gives a package is checked against what that package was exported
@@ -179,7 +179,7 @@ TEST(Export, EagerPtsInputsAreCheckedBeforeAPackageRunsThem) {
     auto dict = common::read_value(dir / "eager.pt").toGenericDict();
     dict.insert_or_assign(std::string(key), value);
     common::save_for_python(dict, dir / "eager.pt");
-    return run_lesson({"--package-dir", dir.string()});
+    return run_export({"--package-dir", dir.string()});
   };
   // The opposite case: eager.pt written again with its own X_fixed runs.
   const auto recorded = ex::Recorded::read(kDir);
@@ -202,8 +202,8 @@ TEST(Export, EagerPtsInputsAreCheckedBeforeAPackageRunsThem) {
 
 TEST(Export, AnotherSeedOrDeviceIsRefused) {
   const auto recorded = ex::Recorded::read(kDir);
-  expect_one_error_line(run_lesson({"--seed", std::to_string(recorded.seed + 1)}),
+  expect_one_error_line(run_export({"--seed", std::to_string(recorded.seed + 1)}),
                         fmt::format("hold the weights of seed {}", recorded.seed));
   // Where there is a GPU the CPU package says so; where there is none, --device says that instead.
-  expect_one_error_line(run_lesson({"--device", "cuda"}), "cuda");
+  expect_one_error_line(run_export({"--device", "cuda"}), "cuda");
 }

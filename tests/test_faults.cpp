@@ -2,7 +2,6 @@
 // checkpoints that lie, a resume under other settings, symlink loops, and SIGKILL from outside at random
 // moments while checkpoints are written. Everything on real files and real processes. The table of crafted
 // checkpoints, for both training lessons, is test_crafted_checkpoints.cpp.
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -45,7 +44,7 @@ const std::string& uninterrupted_final_params() {
     const auto dir =
         fs::path(MP_BINARY_DIR) / "test-output" / ("faults-uninterrupted-" + std::to_string(getpid()));
     fs::remove_all(dir);
-    const auto result = testing_mp::run_program(train_args(dir));
+    const auto result = testing_mp::run_lesson(train_args(dir));
     if (result.exit_code != 0) throw std::runtime_error("uninterrupted run failed: " + result.err);
     return testing_mp::read_text(dir / "final.params");
   }();
@@ -157,7 +156,7 @@ TEST(Faults, AHugeSparseFileIsRefusedWithinSeconds) {
   fs::resize_file(path, 20ULL << 30);  // 20 GB, sparse: no disk used
   testing_mp::RunOptions options;
   options.timeout_seconds = 20;
-  const auto r = testing_mp::run_program(
+  const auto r = testing_mp::run_lesson(
       {MP_FILE_IO_BINARY, "--out-dir", (testing_mp::fresh_dir() / "out").string(), "--load", path.string()},
       options);
   fs::remove(path);
@@ -184,7 +183,7 @@ void plant(const fs::path& from, int64_t name_step,
 TEST(Faults, ResumeSkipsCheckpointsThatLieAndEndsBitIdentical) {
   const auto dir = testing_mp::fresh_dir();
   // The disk as a run stopped right after step 30 leaves it (no pruning, so that older ones remain).
-  ASSERT_EQ(testing_mp::run_program(with(train_args(dir), {"--keep", "100"})).exit_code, 0);
+  ASSERT_EQ(testing_mp::run_lesson(with(train_args(dir), {"--keep", "100"})).exit_code, 0);
   const auto ckpt = dir / "checkpoints";
   testing_mp::remove_entries_after(ckpt, common::checkpoint::file_name(30));
   fs::remove(dir / "final.params");
@@ -201,7 +200,7 @@ TEST(Faults, ResumeSkipsCheckpointsThatLieAndEndsBitIdentical) {
   fs::create_directory(ckpt / common::checkpoint::file_name(50));
   fs::create_symlink(common::checkpoint::file_name(51), ckpt / common::checkpoint::file_name(51));
 
-  const auto resumed = testing_mp::run_program(with(train_args(dir), {"--resume"}));
+  const auto resumed = testing_mp::run_lesson(with(train_args(dir), {"--resume"}));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
   for (const char* expected :
        {"skipping checkpoint-00000040.pt", "skipping checkpoint-00000041.pt",
@@ -217,7 +216,7 @@ TEST(Faults, ResumeSkipsCheckpointsThatLieAndEndsBitIdentical) {
 TEST(Faults, ResumeUnderOtherSettingsIsAnErrorNamingEachOne) {
   const auto dir = testing_mp::fresh_dir();
   // The disk as a run stopped right after step 10 leaves it.
-  ASSERT_EQ(testing_mp::run_program(with(train_args(dir), {"--keep", "100"})).exit_code, 0);
+  ASSERT_EQ(testing_mp::run_lesson(with(train_args(dir), {"--keep", "100"})).exit_code, 0);
   testing_mp::remove_entries_after(dir / "checkpoints", common::checkpoint::file_name(10));
   fs::remove(dir / "final.params");
   const auto before = testing_mp::read_text(dir / "checkpoints" / common::checkpoint::file_name(10));
@@ -226,7 +225,7 @@ TEST(Faults, ResumeUnderOtherSettingsIsAnErrorNamingEachOne) {
            {"--examples", "1024", "--examples was 512"},
            {"--seed", "5", "--seed was 0"},
            {"--lr", "0.1", "--lr was 0.05"}}) {
-    const auto r = testing_mp::run_program(with(changed(train_args(dir), option, value), {"--resume"}));
+    const auto r = testing_mp::run_lesson(with(changed(train_args(dir), option, value), {"--resume"}));
     EXPECT_EQ(r.exit_code, common::kExitBadInput) << option << ": " << r.err;
     EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
     EXPECT_NE(r.err.find(named), std::string::npos) << r.err;
@@ -236,10 +235,10 @@ TEST(Faults, ResumeUnderOtherSettingsIsAnErrorNamingEachOne) {
 
 TEST(Faults, ResumeWithNoMoreEpochsSaysTheRunIsCompleteAndTrainsNothing) {
   const auto dir = testing_mp::fresh_dir();
-  ASSERT_EQ(testing_mp::run_program(train_args(dir)).exit_code, 0);
+  ASSERT_EQ(testing_mp::run_lesson(train_args(dir)).exit_code, 0);
   const auto final_before = testing_mp::read_text(dir / "final.params");
   // The last checkpoint (step 45) is in epoch 3 of 3; ask for 2.
-  const auto r = testing_mp::run_program(with(train_args(dir, "2"), {"--resume"}));
+  const auto r = testing_mp::run_lesson(with(train_args(dir, "2"), {"--resume"}));
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("already complete"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("Epoch ["), std::string::npos) << "it trained:\n" << r.out;
@@ -256,7 +255,7 @@ TEST(Faults, KilledFromOutsideAtRandomMomentsResumesBitIdenticalAndCleansUp) {
     return changed(changed(args, "--examples", "2048"), "--epochs", "6");
   };
   const auto reference_dir = testing_mp::fresh_dir("reference");
-  ASSERT_EQ(testing_mp::run_program(run_args(reference_dir)).exit_code, 0);
+  ASSERT_EQ(testing_mp::run_lesson(run_args(reference_dir)).exit_code, 0);
   const auto dir = testing_mp::fresh_dir();
   const auto args = run_args(dir);
   std::mt19937 rng(12345);
@@ -270,32 +269,19 @@ TEST(Faults, KilledFromOutsideAtRandomMomentsResumesBitIdenticalAndCleansUp) {
   for (int round = 0; round < 4; ++round) {
     const bool have =
         fs::exists(dir / "checkpoints") && !common::checkpoint::list(dir / "checkpoints").empty();
-    auto argv = have ? with(args, {"--resume"}) : args;
-    std::vector<char*> cargv;
-    cargv.reserve(argv.size() + 1);
-    for (auto& a : argv) cargv.push_back(a.data());
-    cargv.push_back(nullptr);
-    const pid_t child = fork();
-    ASSERT_GE(child, 0);
-    if (child == 0) {
-      const int null = open("/dev/null", O_WRONLY);
-      dup2(null, STDOUT_FILENO);
-      dup2(null, STDERR_FILENO);
-      execv(cargv[0], cargv.data());
-      _exit(127);
-    }
     // Once the run has written a new checkpoint (it is training, whatever its start-up took, under a
     // sanitizer too), a random moment later.
     const auto before = newest();
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-    while (newest() == before && std::chrono::steady_clock::now() < deadline &&
-           waitpid(child, nullptr, WNOHANG) == 0)
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
-    kill(child, SIGKILL);
-    int status = 0;
-    waitpid(child, &status, 0);
-    kills += WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? 1 : 0;
+    testing_mp::RunOptions options;
+    options.watch = [&](pid_t child) {
+      if (newest() == before && std::chrono::steady_clock::now() < deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
+      kill(child, SIGKILL);
+      return true;
+    };
+    const auto run = testing_mp::run_lesson(have ? with(args, {"--resume"}) : args, options);
+    kills += run.signal == SIGKILL ? 1 : 0;
     if (fs::exists(dir / "checkpoints")) leftovers += count_temporaries(dir / "checkpoints");
   }
   ASSERT_GE(kills, 2) << "the runs ended before the kills; the check proved little";
@@ -303,7 +289,7 @@ TEST(Faults, KilledFromOutsideAtRandomMomentsResumesBitIdenticalAndCleansUp) {
   // file beside the checkpoint it was writing.
   fs::create_directories(dir / "checkpoints");
   std::ofstream(dir / "checkpoints" / ".checkpoint-00000099.pt.tmp-0badf00d") << "half a checkpoint";
-  const auto finished = testing_mp::run_program(with(args, {"--resume"}));
+  const auto finished = testing_mp::run_lesson(with(args, {"--resume"}));
   ASSERT_EQ(finished.exit_code, 0) << finished.err;
   EXPECT_EQ(testing_mp::read_text(dir / "final.params"),
             testing_mp::read_text(reference_dir / "final.params"));

@@ -81,10 +81,10 @@ TEST(FileIo, DictRoundTrip) {
   EXPECT_TRUE(tensors_equal(loaded.at("y"), mydict.at("y")));
 }
 
-class FileIoOnDevice : public testing_mp::OnDevice {};
-MP_INSTANTIATE_ON_DEVICES(FileIoOnDevice);
+class FileIo : public testing_mp::OnDevice {};
+MP_INSTANTIATE_ON_DEVICES(FileIo);
 
-TEST_P(FileIoOnDevice, CloneReproducesYExactlyAfterLoading) {
+TEST_P(FileIo, CloneReproducesYExactlyAfterLoading) {
   file_io::MLP net;
   net->to(device());
   auto X = torch::randn({2, 20}, device());
@@ -277,7 +277,7 @@ TEST(FileIo, PythonValuesOfEveryKindReadBackAsPythonSavedThem) {
   const auto made = testing_mp::run_program(
       {python, (fs::path(MP_SOURCE_DIR) / "data" / "python" / "write_values.py").string(), dir.string()});
   ASSERT_EQ(made.exit_code, 0) << made.err;
-  const auto expected = nlohmann::json::parse(testing_mp::read_text(dir / "values.json"));
+  const auto expected = testing_mp::read_values(dir);
   ASSERT_GT(expected.size(), 20u);
   expect_described(common::read_value(dir / "values.pt"), nlohmann::json{{"dict", expected}}, "values");
 }
@@ -311,14 +311,14 @@ class FileIoBadLoad : public ::testing::TestWithParam<BadFile> {};
 
 TEST_P(FileIoBadLoad, EndsWithOneErrorLineAndExitTwoAndTouchesNothing) {
   const auto out_dir = testing_mp::fresh_dir("out");
-  const auto first = testing_mp::run_program({MP_LESSON_BINARY, "--out-dir", out_dir.string()});
+  const auto first = testing_mp::run_lesson({MP_LESSON_BINARY, "--out-dir", out_dir.string()});
   ASSERT_EQ(first.exit_code, 0) << first.err;
   const auto before = testing_mp::snapshot(out_dir);
   const auto bad = testing_mp::fresh_dir("bad") / GetParam().name;
   GetParam().make(bad, out_dir / "mlp.params");
 
   const auto result =
-      testing_mp::run_program({MP_LESSON_BINARY, "--out-dir", out_dir.string(), "--load", bad.string()});
+      testing_mp::run_lesson({MP_LESSON_BINARY, "--out-dir", out_dir.string(), "--load", bad.string()});
   EXPECT_EQ(result.exit_code, common::kExitBadInput) << result.err;
   EXPECT_EQ(result.signal, 0);
   EXPECT_EQ(result.err.rfind("error: ", 0), 0u) << result.err;
@@ -397,7 +397,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(FileIo, GoodPythonFileLoadsThroughTheBinary) {
   const auto out_dir = testing_mp::fresh_dir();
-  const auto result = testing_mp::run_program(
+  const auto result = testing_mp::run_lesson(
       {MP_LESSON_BINARY, "--out-dir", out_dir.string(), "--load", (kReference / "mlp_state.pt").string()});
   ASSERT_EQ(result.exit_code, 0) << result.err;
   // Y.pt now holds the loaded model's output on the lesson's X: Python's MLP, C++'s input.
@@ -412,12 +412,13 @@ TEST(FileIo, LoadOptionLeavesEveryNotebookValueAsWithoutIt) {
   // (and the parity with the notebook) would change with it.
   const auto plain_dir = testing_mp::fresh_dir("plain");
   const auto loaded_dir = testing_mp::fresh_dir("loaded");
-  ASSERT_EQ(testing_mp::run_program({MP_LESSON_BINARY, "--out-dir", plain_dir.string()}).exit_code, 0);
-  const auto loaded = testing_mp::run_program(
+  const auto plain_run = testing_mp::run_lesson({MP_LESSON_BINARY, "--out-dir", plain_dir.string()});
+  ASSERT_EQ(plain_run.exit_code, 0) << plain_run.err;
+  const auto loaded = testing_mp::run_lesson(
       {MP_LESSON_BINARY, "--out-dir", loaded_dir.string(), "--load", (kReference / "mlp_state.pt").string()});
   ASSERT_EQ(loaded.exit_code, 0) << loaded.err;
-  const auto plain = nlohmann::json::parse(testing_mp::read_text(plain_dir / "values.json"));
-  const auto with_load = nlohmann::json::parse(testing_mp::read_text(loaded_dir / "values.json"));
+  const auto plain = plain_run.values();
+  const auto with_load = loaded.values();
   ASSERT_GE(plain.size(), 5u);
   for (const auto& [key, value] : plain.items()) {
     ASSERT_TRUE(with_load.contains(key)) << key;
@@ -430,7 +431,7 @@ TEST(FileIo, PythonOpensWhatTheLessonWrote) {
   const auto python = testing_mp::python_with_torch();
   if (python.empty()) GTEST_SKIP() << "python3-torch is missing (scripts/install-deps.sh installs it)";
   const auto out_dir = testing_mp::fresh_dir();
-  const auto lesson = testing_mp::run_program({MP_LESSON_BINARY, "--out-dir", out_dir.string()});
+  const auto lesson = testing_mp::run_lesson({MP_LESSON_BINARY, "--out-dir", out_dir.string()});
   ASSERT_EQ(lesson.exit_code, 0) << lesson.err;
   const auto check = testing_mp::run_program(
       {python, (fs::path(MP_SOURCE_DIR) / "data" / "python" / "check_interop.py").string(),

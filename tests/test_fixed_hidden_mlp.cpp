@@ -6,29 +6,28 @@
 #include "lessons/03_fixed_hidden_mlp/fixed_hidden_mlp.h"
 #include "tests/testing.h"
 
-using fixed_hidden_mlp::FixedHiddenMLP;
 using testing_mp::tensors_equal;
 
-class FixedHiddenMLPTest : public testing_mp::OnDevice {};
-MP_INSTANTIATE_ON_DEVICES(FixedHiddenMLPTest);
+class FixedHiddenMLP : public testing_mp::OnDevice {};
+MP_INSTANTIATE_ON_DEVICES(FixedHiddenMLP);
 
-TEST(FixedHiddenMLPTest, ConstantWeightIsNotAParameter) {
-  FixedHiddenMLP net;
+TEST(FixedHiddenMLP, ConstantWeightIsNotAParameter) {
+  fixed_hidden_mlp::FixedHiddenMLP net;
   for (const auto& p : net->parameters())
     EXPECT_NE(p.unsafeGetTensorImpl(), net->rand_weight.unsafeGetTensorImpl());
   EXPECT_FALSE(net->rand_weight.requires_grad());
 }
 
-TEST(FixedHiddenMLPTest, OnlyParametersAreTheLinearOnes) {
-  FixedHiddenMLP net;
+TEST(FixedHiddenMLP, OnlyParametersAreTheLinearOnes) {
+  fixed_hidden_mlp::FixedHiddenMLP net;
   std::vector<std::pair<std::string, std::vector<int64_t>>> found;
   for (const auto& p : net->named_parameters()) found.emplace_back(p.key(), p.value().sizes().vec());
   EXPECT_EQ(found, (std::vector<std::pair<std::string, std::vector<int64_t>>>{{"linear.weight", {20, 20}},
                                                                               {"linear.bias", {20}}}));
 }
 
-TEST_P(FixedHiddenMLPTest, TrainingChangesLinearButNotTheConstant) {
-  FixedHiddenMLP net;
+TEST_P(FixedHiddenMLP, TrainingChangesLinearButNotTheConstant) {
+  fixed_hidden_mlp::FixedHiddenMLP net;
   net->to(device());
   auto rand_weight = net->rand_weight.clone();
   auto weight = net->linear->weight.clone();
@@ -39,16 +38,16 @@ TEST_P(FixedHiddenMLPTest, TrainingChangesLinearButNotTheConstant) {
   EXPECT_FALSE(torch::equal(net->linear->weight, weight));
 }
 
-TEST_P(FixedHiddenMLPTest, OutputIsAScalarOfAbsoluteValueAtMostOne) {
-  FixedHiddenMLP net;
+TEST_P(FixedHiddenMLP, OutputIsAScalarOfAbsoluteValueAtMostOne) {
+  fixed_hidden_mlp::FixedHiddenMLP net;
   net->to(device());
   auto out = net(torch::rand({2, 20}, device()));
   EXPECT_EQ(out.dim(), 0);
   EXPECT_LE(std::abs(out.item<double>()), 1.0);
 }
 
-TEST(FixedHiddenMLPTest, LoopRunsZeroTimesForASmallOutput) {
-  FixedHiddenMLP net;
+TEST(FixedHiddenMLP, LoopRunsZeroTimesForASmallOutput) {
+  fixed_hidden_mlp::FixedHiddenMLP net;
   torch::NoGradGuard no_grad;
   // With zero weights the second linear returns its bias; a bias of 0.01 sums to 0.2 < 1: no halving.
   net->linear->weight.zero_();
@@ -57,8 +56,8 @@ TEST(FixedHiddenMLPTest, LoopRunsZeroTimesForASmallOutput) {
   EXPECT_NEAR(out.item<double>(), 2 * 20 * 0.01, 1e-6);
 }
 
-TEST(FixedHiddenMLPTest, LoopRunsManyTimesForAHugeInput) {
-  FixedHiddenMLP net;
+TEST(FixedHiddenMLP, LoopRunsManyTimesForAHugeInput) {
+  fixed_hidden_mlp::FixedHiddenMLP net;
   auto X = torch::rand({2, 20}) * 1e6;
   // Without the loop the output would be huge: the loop had to halve many times.
   torch::NoGradGuard no_grad;
@@ -67,15 +66,15 @@ TEST(FixedHiddenMLPTest, LoopRunsManyTimesForAHugeInput) {
   EXPECT_LE(std::abs(net(X).item<double>()), 1.0);
 }
 
-TEST_P(FixedHiddenMLPTest, ChimeraGivesAScalar) {
+TEST_P(FixedHiddenMLP, ChimeraGivesAScalar) {
   auto chimera = fixed_hidden_mlp::make_chimera();
   chimera->to(device());
   auto out = chimera->forward(torch::rand({2, 20}, device()));
   EXPECT_EQ(out.dim(), 0);
 }
 
-TEST_P(FixedHiddenMLPTest, ConstantMovesWithTheModule) {
-  FixedHiddenMLP net;
+TEST_P(FixedHiddenMLP, ConstantMovesWithTheModule) {
+  fixed_hidden_mlp::FixedHiddenMLP net;
   net->to(device());
   EXPECT_EQ(net->rand_weight.device(), device());
   EXPECT_EQ(net->linear->weight.device(), device());

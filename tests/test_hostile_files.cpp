@@ -67,7 +67,7 @@ std::vector<std::string> keys(const std::map<std::string, std::string>& cases) {
 const testing_mp::RunResult& normal_run(const std::vector<std::string>& argv) {
   static std::map<std::vector<std::string>, testing_mp::RunResult> runs;
   auto found = runs.find(argv);
-  if (found == runs.end()) found = runs.emplace(argv, testing_mp::run_program(argv)).first;
+  if (found == runs.end()) found = runs.emplace(argv, testing_mp::run_lesson(argv)).first;
   return found->second;
 }
 
@@ -115,7 +115,7 @@ const testing_mp::RunResult& shared_normal_file_io_run(fs::path& written) {
     run.max_rss_kb = saved.at("max_rss_kb");
   } else {
     fs::remove_all(written);
-    run = testing_mp::run_program({MP_FILE_IO_BINARY, "--device", "cpu", "--out-dir", written.string()});
+    run = testing_mp::run_lesson({MP_FILE_IO_BINARY, "--device", "cpu", "--out-dir", written.string()});
     common::write_file_atomically(
         record,
         nlohmann::json{{"exit_code", run.exit_code}, {"seconds", run.seconds}, {"max_rss_kb", run.max_rss_kb}}
@@ -139,7 +139,7 @@ void expect_load_refused(const fs::path& file, const std::string& expected) {
   ASSERT_GT(before.size(), 5u) << "the normal run wrote nothing to compare with";
   testing_mp::RunOptions options;
   options.timeout_seconds = good.seconds + 20;
-  const auto bad = testing_mp::run_program(
+  const auto bad = testing_mp::run_lesson(
       {MP_FILE_IO_BINARY, "--device", "cpu", "--out-dir", out_dir.string(), "--load", file.string()},
       options);
   EXPECT_EQ(bad.exit_code, common::kExitBadInput) << bad.err.substr(0, 2000);
@@ -220,20 +220,8 @@ GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(HostileSafetensors);
 // A planted newest checkpoint is skipped with one warning naming it, and the run resumes from the honest one.
 class HostileCheckpoint : public ::testing::TestWithParam<std::string> {};
 
-std::vector<std::string> resume_args(const fs::path& out_dir, const char* epochs) {
-  return {MP_CHECKPOINTS_BINARY,
-          "--device",
-          "cpu",
-          "--out-dir",
-          out_dir.string(),
-          "--examples",
-          "64",
-          "--batch-size",
-          "32",
-          "--checkpoint-every",
-          "1",
-          "--epochs",
-          epochs};
+std::vector<std::string> resume_args(const fs::path& out_dir, const std::string& epochs) {
+  return testing_mp::short_training_args(MP_CHECKPOINTS_BINARY, out_dir, epochs);
 }
 
 TEST_P(HostileCheckpoint, IsSkippedByResumeWithAWarningNamingIt) {
@@ -244,7 +232,7 @@ TEST_P(HostileCheckpoint, IsSkippedByResumeWithAWarningNamingIt) {
   const auto honest = shared / "honest";
   static const bool made = [&] {
     fs::remove_all(honest);
-    return testing_mp::run_program(resume_args(honest, "1")).exit_code == 0;
+    return testing_mp::run_lesson(resume_args(honest, "1")).exit_code == 0;
   }();
   ASSERT_TRUE(made);
   // The yardstick: the same resume with no planted file, on a copy of the honest folder, once.
@@ -271,7 +259,7 @@ TEST_P(HostileCheckpoint, IsSkippedByResumeWithAWarningNamingIt) {
   options.timeout_seconds = good.seconds + 20;
   const auto marker = kHostile / "marker-refused";
   fs::remove(marker);
-  const auto result = testing_mp::run_program(args, options);
+  const auto result = testing_mp::run_lesson(args, options);
   EXPECT_EQ(result.exit_code, 0) << result.err.substr(0, 2000);
   EXPECT_FALSE(fs::exists(marker)) << "code from the planted checkpoint ran: it wrote " << marker;
   expect_bounded_refusal(result, good, out_dir / "checkpoints" / name, "warning: skipping " + name,

@@ -27,14 +27,7 @@ namespace {
 
 std::vector<std::string> lesson_args(const fs::path& out_dir, int world_size,
                                      const std::vector<std::string>& extra = {}) {
-  return testing_mp::with({MP_LESSON_BINARY, "--device", "cpu", "--out-dir", out_dir.string(), "--world-size",
-                           std::to_string(world_size), "--timeout", "10"},
-                          extra);
-}
-
-nlohmann::json values_of(const fs::path& dir) {
-  std::ifstream in(dir / "values.json");
-  return nlohmann::json::parse(in);
+  return testing_mp::distributed_args(MP_LESSON_BINARY, out_dir, world_size, extra);
 }
 
 }  // namespace
@@ -126,14 +119,14 @@ TEST(Torchrun, RunsTheLessonAndEndsWhereItsOwnLauncherEnds) {
   if (python.empty()) GTEST_SKIP() << reason;
   const std::vector<std::string> run{"--epochs", "2", "--examples", "512"};
   const auto own = testing_mp::fresh_dir("own");
-  ASSERT_EQ(testing_mp::run_program(lesson_args(own, 2, run)).exit_code, 0);
+  ASSERT_EQ(testing_mp::run_lesson(lesson_args(own, 2, run)).exit_code, 0);
   const auto dir = testing_mp::fresh_dir();
-  const auto r = testing_mp::run_program(torchrun_args(python, dir, 0, run), {120});
+  const auto r = testing_mp::run_lesson(torchrun_args(python, dir, 0, run), {120});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("[rank 1] joined a gloo group of 2 ranks"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("started by torchrun"), std::string::npos) << r.out;
   EXPECT_EQ(testing_mp::read_text(dir / "final.params"), testing_mp::read_text(own / "final.params"));
-  EXPECT_EQ(values_of(dir)["loss per epoch"], values_of(own)["loss per epoch"]);
+  EXPECT_EQ(testing_mp::read_values(dir)["loss per epoch"], testing_mp::read_values(own)["loss per epoch"]);
 }
 
 TEST(Torchrun, AKilledWorkerIsRestartedAndTheJobEndsOnTheUninterruptedBytes) {
@@ -143,12 +136,12 @@ TEST(Torchrun, AKilledWorkerIsRestartedAndTheJobEndsOnTheUninterruptedBytes) {
   // 8192 examples in batches of 64: 128 steps an epoch; the kill comes after epoch 1's checkpoint.
   const std::vector<std::string> run{"--epochs", "4", "--examples", "8192"};
   const auto own = testing_mp::fresh_dir("own");
-  ASSERT_EQ(testing_mp::run_program(lesson_args(own, 2, run)).exit_code, 0);
+  ASSERT_EQ(testing_mp::run_lesson(lesson_args(own, 2, run)).exit_code, 0);
   const auto dir = testing_mp::fresh_dir();
   std::chrono::steady_clock::time_point killed_at;
   testing_mp::RunOptions options{180};
   options.watch = kill_worker_one_when(dir / "checkpoints" / common::checkpoint::file_name(128), killed_at);
-  const auto r = testing_mp::run_program(torchrun_args(python, dir, 3, run), options);
+  const auto r = testing_mp::run_lesson(torchrun_args(python, dir, 3, run), options);
   ASSERT_NE(killed_at, std::chrono::steady_clock::time_point{}) << "the worker was never killed\n" << r.err;
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("resumed from rank 0's checkpoint"), std::string::npos) << r.out;
@@ -165,7 +158,7 @@ TEST(Torchrun, WithoutRestartsALostWorkerFailsTheJobNamingIt) {
   bool survivor_ignores_sigpipe = false;
   options.watch = kill_worker_one_when(dir / "checkpoints" / common::checkpoint::file_name(128), killed_at,
                                        &survivor_ignores_sigpipe);
-  const auto r = testing_mp::run_program(
+  const auto r = testing_mp::run_lesson(
       torchrun_args(python, dir, 0, {"--epochs", "20", "--examples", "8192"}), options);
   ASSERT_NE(killed_at, std::chrono::steady_clock::time_point{}) << "the worker was never killed\n" << r.err;
   // torchrun starts its workers with SIGPIPE's default action; a survivor that kept it could die writing to
@@ -192,10 +185,10 @@ TEST(Torchrun, WithoutRestartsALostWorkerFailsTheJobNamingIt) {
 TEST(Launchers, SlurmsEnvironmentStartsTheRanksAsItsOwnLauncherDoes) {
   const std::vector<std::string> run{"--epochs", "2", "--examples", "512"};
   const auto own = testing_mp::fresh_dir("own");
-  ASSERT_EQ(testing_mp::run_program(lesson_args(own, 2, run)).exit_code, 0);
+  ASSERT_EQ(testing_mp::run_lesson(lesson_args(own, 2, run)).exit_code, 0);
   const auto dir = testing_mp::fresh_dir();
   const auto port = std::to_string(distributed::free_port());
-  std::vector<testing_mp::RunResult> results(2);
+  std::vector<testing_mp::LessonRun> results(2);
   std::vector<std::thread> ranks;
   ranks.reserve(2);
   for (int rank = 0; rank < 2; ++rank) {
@@ -204,10 +197,10 @@ TEST(Launchers, SlurmsEnvironmentStartsTheRanksAsItsOwnLauncherDoes) {
       options.environment = {"SLURM_PROCID=" + std::to_string(rank), "SLURM_NTASKS=2",
                              "SLURM_LOCALID=" + std::to_string(rank), "SLURM_JOB_NODELIST=localhost",
                              "MASTER_PORT=" + port};
-      std::vector<std::string> args{MP_LESSON_BINARY, "--device",  "cpu", "--timeout", "20",
-                                    "--out-dir",      dir.string()};
-      args.insert(args.end(), run.begin(), run.end());
-      results[static_cast<size_t>(rank)] = testing_mp::run_program(args, options);
+      results[static_cast<size_t>(rank)] = testing_mp::run_lesson(
+          testing_mp::with(
+              {MP_LESSON_BINARY, "--device", "cpu", "--timeout", "20", "--out-dir", dir.string()}, run),
+          options);
     });
   }
   for (auto& t : ranks) t.join();
@@ -243,9 +236,8 @@ TEST(Launchers, AnOptionThatContradictsTheLaunchersEnvironmentIsOneError) {
     const auto& [extra, expected] = call;
     testing_mp::RunOptions options{30};
     options.environment = environment;
-    std::vector<std::string> args{MP_LESSON_BINARY, "--out-dir", testing_mp::fresh_dir().string()};
-    args.insert(args.end(), extra.begin(), extra.end());
-    const auto r = testing_mp::run_program(args, options);
+    const auto r = testing_mp::run_lesson(
+        testing_mp::with({MP_LESSON_BINARY, "--out-dir", testing_mp::fresh_dir().string()}, extra), options);
     EXPECT_EQ(r.exit_code, common::kExitBadInput) << expected << ": " << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
     EXPECT_NE(r.err.find("error: " + expected), std::string::npos) << r.err;
@@ -330,15 +322,15 @@ class TwoHosts : public ::testing::Test {
   }
 
   // Both ranks at once; options[k] for rank k.
-  std::vector<testing_mp::RunResult> run_both(const fs::path& dir, const std::vector<std::string>& run,
+  std::vector<testing_mp::LessonRun> run_both(const fs::path& dir, const std::vector<std::string>& run,
                                               std::vector<testing_mp::RunOptions> options) const {
-    std::vector<testing_mp::RunResult> results(2);
+    std::vector<testing_mp::LessonRun> results(2);
     std::vector<std::thread> ranks;
     ranks.reserve(2);
     for (int rank = 0; rank < 2; ++rank) {
       ranks.emplace_back([&, rank] {
         results[static_cast<size_t>(rank)] =
-            testing_mp::run_program(rank_args(rank, dir, run), options[static_cast<size_t>(rank)]);
+            testing_mp::run_lesson(rank_args(rank, dir, run), options[static_cast<size_t>(rank)]);
       });
     }
     for (auto& t : ranks) t.join();
@@ -353,7 +345,7 @@ class TwoHosts : public ::testing::Test {
 TEST_F(TwoHosts, TheRunEqualsAOneHostRunBitForBit) {
   const std::vector<std::string> run{"--epochs", "2", "--examples", "512"};
   const auto own = testing_mp::fresh_dir("own");
-  ASSERT_EQ(testing_mp::run_program(lesson_args(own, 2, run)).exit_code, 0);
+  ASSERT_EQ(testing_mp::run_lesson(lesson_args(own, 2, run)).exit_code, 0);
   const auto dir = testing_mp::fresh_dir();
   const auto results = run_both(dir, run, {{120}, {120}});
   for (const auto& r : results) ASSERT_EQ(r.exit_code, 0) << r.out << r.err;

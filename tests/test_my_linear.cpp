@@ -6,14 +6,13 @@
 #include "lessons/05_my_linear/my_linear.h"
 #include "tests/testing.h"
 
-using my_linear::MyLinear;
 using testing_mp::tensors_equal;
 
-class MyLinearTest : public testing_mp::OnDevice {};
-MP_INSTANTIATE_ON_DEVICES(MyLinearTest);
+class MyLinear : public testing_mp::OnDevice {};
+MP_INSTANTIATE_ON_DEVICES(MyLinear);
 
-TEST(MyLinearTest, ParametersAreExactlyWeightAndBias) {
-  MyLinear linear(5, 3);
+TEST(MyLinear, ParametersAreExactlyWeightAndBias) {
+  my_linear::MyLinear linear(5, 3);
   auto params = linear->named_parameters();
   ASSERT_EQ(params.size(), 2u);
   EXPECT_EQ(params[0].key(), "weight");
@@ -23,8 +22,8 @@ TEST(MyLinearTest, ParametersAreExactlyWeightAndBias) {
   for (const auto& p : params) EXPECT_TRUE(p.value().requires_grad()) << p.key();
 }
 
-TEST_P(MyLinearTest, ForwardIsReluOfXWPlusB) {
-  MyLinear linear(5, 3);
+TEST_P(MyLinear, ForwardIsReluOfXWPlusB) {
+  my_linear::MyLinear linear(5, 3);
   linear->to(device());
   auto X = torch::rand({2, 5}, device());
   auto out = linear(X);
@@ -33,14 +32,14 @@ TEST_P(MyLinearTest, ForwardIsReluOfXWPlusB) {
   EXPECT_TRUE(out.ge(0).all().item<bool>());
 }
 
-TEST_P(MyLinearTest, SequentialOfTwoGivesTwoByOne) {
+TEST_P(MyLinear, SequentialOfTwoGivesTwoByOne) {
   auto net = my_linear::make_net();
   net->to(device());
   EXPECT_EQ(net->forward(torch::rand({2, 64}, device())).sizes(), (std::vector<int64_t>{2, 1}));
 }
 
-TEST_P(MyLinearTest, BackwardAndOneSgdStepTrainTheWeight) {
-  MyLinear linear(5, 3);
+TEST_P(MyLinear, BackwardAndOneSgdStepTrainTheWeight) {
+  my_linear::MyLinear linear(5, 3);
   linear->to(device());
   // A positive bias keeps every ReLU open, so every weight gets a gradient.
   {
@@ -56,26 +55,26 @@ TEST_P(MyLinearTest, BackwardAndOneSgdStepTrainTheWeight) {
   EXPECT_FALSE(torch::equal(linear->weight, before));
 }
 
-TEST(MyLinearTest, SaveAndLoadIntoAFreshLayerReproducesTheOutput) {
-  MyLinear linear(5, 3);
+TEST(MyLinear, SaveAndLoadIntoAFreshLayerReproducesTheOutput) {
+  my_linear::MyLinear linear(5, 3);
   auto X = torch::rand({2, 5});
   const auto path = testing_mp::fresh_dir() / "my_linear.pt";
   torch::save(linear, path.string());
-  MyLinear fresh(5, 3);
+  my_linear::MyLinear fresh(5, 3);
   ASSERT_FALSE(torch::equal(fresh(X), linear(X)));
   torch::load(fresh, path.string());
   EXPECT_TRUE(tensors_equal(fresh(X), linear(X)));
 }
 
-TEST_P(MyLinearTest, MovesWithTo) {
-  MyLinear linear(5, 3);
+TEST_P(MyLinear, MovesWithTo) {
+  my_linear::MyLinear linear(5, 3);
   linear->to(device());
   EXPECT_EQ(linear->weight.device(), device());
   EXPECT_EQ(linear->bias.device(), device());
 }
 
-TEST_P(MyLinearTest, ForwardThroughDataCutsTheGradient) {
-  MyLinear real(5, 3);
+TEST_P(MyLinear, ForwardThroughDataCutsTheGradient) {
+  my_linear::MyLinear real(5, 3);
   my_linear::DetachedLinear detached(5, 3);
   common::copy_parameters(*real, *detached);
   {

@@ -6,19 +6,18 @@
 #include "lessons/02_my_sequential/my_sequential.h"
 #include "tests/testing.h"
 
-using my_sequential::MySequential;
 using testing_mp::tensors_equal;
 
-class MySequentialTest : public testing_mp::OnDevice {};
-MP_INSTANTIATE_ON_DEVICES(MySequentialTest);
+class MySequential : public testing_mp::OnDevice {};
+MP_INSTANTIATE_ON_DEVICES(MySequential);
 
-TEST_P(MySequentialTest, OutputIsTwoByTen) {
+TEST_P(MySequential, OutputIsTwoByTen) {
   auto net = my_sequential::make_mlp();
   net->to(device());
   EXPECT_EQ(net(torch::rand({2, 20}, device())).sizes(), (std::vector<int64_t>{2, 10}));
 }
 
-TEST(MySequentialTest, ParameterNamesAreThoseOfNnSequential) {
+TEST(MySequential, ParameterNamesAreThoseOfNnSequential) {
   auto net = my_sequential::make_mlp();
   torch::nn::Sequential reference(torch::nn::Linear(20, 256), torch::nn::ReLU(), torch::nn::Linear(256, 10));
   EXPECT_EQ(common::parameter_names(*net), common::parameter_names(*reference));
@@ -26,7 +25,7 @@ TEST(MySequentialTest, ParameterNamesAreThoseOfNnSequential) {
             (std::vector<std::string>{"0.weight", "0.bias", "2.weight", "2.bias"}));
 }
 
-TEST_P(MySequentialTest, SameWeightsGiveBitIdenticalOutputToNnSequential) {
+TEST_P(MySequential, SameWeightsGiveBitIdenticalOutputToNnSequential) {
   auto net = my_sequential::make_mlp();
   torch::nn::Sequential reference(torch::nn::Linear(20, 256), torch::nn::ReLU(), torch::nn::Linear(256, 10));
   net->to(device());
@@ -38,7 +37,7 @@ TEST_P(MySequentialTest, SameWeightsGiveBitIdenticalOutputToNnSequential) {
   EXPECT_TRUE(tensors_equal(net(X), reference->forward(X)));
 }
 
-TEST(MySequentialTest, InitialiserAppliedThroughItReachesEveryLayer) {
+TEST(MySequential, InitialiserAppliedThroughItReachesEveryLayer) {
   auto net = my_sequential::make_mlp();
   int linears = 0;
   net->apply([&](torch::nn::Module& m) {
@@ -53,7 +52,7 @@ TEST(MySequentialTest, InitialiserAppliedThroughItReachesEveryLayer) {
   }
 }
 
-TEST(MySequentialTest, UnregisteredVariantReportsNoParameters) {
+TEST(MySequential, UnregisteredVariantReportsNoParameters) {
   torch::nn::Linear hidden(20, 256);
   torch::nn::Linear out(256, 10);
   my_sequential::UnregisteredSequential net(hidden, torch::nn::ReLU(), out);
@@ -64,14 +63,14 @@ TEST(MySequentialTest, UnregisteredVariantReportsNoParameters) {
   EXPECT_EQ(net->named_parameters().size(), 0u);
 }
 
-TEST_P(MySequentialTest, MovesWithTo) {
+TEST_P(MySequential, MovesWithTo) {
   auto net = my_sequential::make_mlp();
   net->to(device());
   ASSERT_EQ(net->parameters().size(), 4u);
   for (const auto& p : net->parameters()) EXPECT_EQ(p.device(), device());
 }
 
-TEST_P(MySequentialTest, UnregisteredVariantIsLeftBehindByTo) {
+TEST_P(MySequential, UnregisteredVariantIsLeftBehindByTo) {
   if (device().is_cpu()) GTEST_SKIP() << "moving to the CPU cannot show a layer left behind; needs a GPU";
   torch::nn::Linear hidden(20, 256);
   my_sequential::UnregisteredSequential net(hidden);

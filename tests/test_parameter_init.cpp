@@ -100,10 +100,10 @@ TEST(ParameterInit, DefaultLinearInitLiesWithinOneOverSqrtFanIn) {
   EXPECT_GT(linear->weight.abs().max().item<double>(), 0.99 * bound);
 }
 
-class ParameterInitOnDevice : public testing_mp::OnDevice {};
-MP_INSTANTIATE_ON_DEVICES(ParameterInitOnDevice);
+class ParameterInit : public testing_mp::OnDevice {};
+MP_INSTANTIATE_ON_DEVICES(ParameterInit);
 
-TEST_P(ParameterInitOnDevice, InitialisersWorkWhereTheParametersLive) {
+TEST_P(ParameterInit, InitialisersWorkWhereTheParametersLive) {
   auto net = make_wide_net();
   net->to(device());
   net->apply(init_normal);

@@ -52,7 +52,7 @@ size_t find_run(const std::string& bytes, float value, int count) {
 
 TEST(FileIoSafetensors, TheLessonsFileLoadsIntoAFreshMLPWithEqualOutputs) {
   const auto dir = testing_mp::fresh_dir();
-  const auto run = testing_mp::run_program({MP_FILE_IO_BINARY, "--device", "cpu", "--out-dir", dir.string()});
+  const auto run = testing_mp::run_lesson({MP_FILE_IO_BINARY, "--device", "cpu", "--out-dir", dir.string()});
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_NE(run.out.find("torch.equal(clone2(X), Y): True"), std::string::npos) << run.out;
   // The file holds the MLP's four tensors, by name, with its shapes, as the lesson's own MLP has them.
@@ -219,8 +219,8 @@ save_file(state, os.path.join(folder, "named-like-a-zip.pt"))  # a name says not
   common::load_state_dict(*expected, shards / "expected.pt");
   for (const char* name : {"model.safetensors.index.json", "named-like-a-zip.pt"}) {
     const auto out = dir / ("out-" + std::string(name));
-    const auto run = testing_mp::run_program({MP_FILE_IO_BINARY, "--device", "cpu", "--out-dir", out.string(),
-                                              "--load", (shards / name).string()});
+    const auto run = testing_mp::run_lesson({MP_FILE_IO_BINARY, "--device", "cpu", "--out-dir", out.string(),
+                                             "--load", (shards / name).string()});
     ASSERT_EQ(run.exit_code, 0) << run.err;
     const auto X = common::read_value(out / "X.pt").toTensor();
     const auto Y = common::read_value(out / "Y.pt").toTensor();

@@ -174,6 +174,21 @@ RunResult run_program(const std::vector<std::string>& argv, const RunOptions& op
   return result;
 }
 
+nlohmann::json read_values(const fs::path& out_dir) {
+  const auto path = out_dir / "values.json";
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read " + path.string());
+  return nlohmann::json::parse(in);
+}
+
+LessonRun run_lesson(const std::vector<std::string>& argv, const RunOptions& options) {
+  LessonRun run;
+  static_cast<RunResult&>(run) = run_program(argv, options);
+  const auto out_dir = std::find(argv.begin(), argv.end(), "--out-dir");
+  if (out_dir != argv.end() && out_dir + 1 != argv.end()) run.out_dir = *(out_dir + 1);
+  return run;
+}
+
 void remove_entries_after(const fs::path& dir, const std::string& last) {
   std::vector<fs::path> newer;
   for (const auto& entry : fs::directory_iterator(dir)) {
@@ -238,6 +253,20 @@ std::vector<std::string> training_args(const std::string& binary, const std::fil
                                        const std::string& epochs) {
   return {binary,       "--device", "cpu",          "--out-dir", out_dir.string(),     "--epochs", epochs,
           "--examples", "512",      "--batch-size", "32",        "--checkpoint-every", "5"};
+}
+
+std::vector<std::string> short_training_args(const std::string& binary, const std::filesystem::path& out_dir,
+                                             const std::string& epochs) {
+  return {binary,       "--device", "cpu",          "--out-dir", out_dir.string(),
+          "--examples", "64",       "--batch-size", "32",        "--checkpoint-every",
+          "1",          "--epochs", epochs};
+}
+
+std::vector<std::string> distributed_args(const std::string& binary, const std::filesystem::path& out_dir,
+                                          int world_size, const std::vector<std::string>& extra) {
+  return with({binary, "--device", "cpu", "--out-dir", out_dir.string(), "--world-size",
+               std::to_string(world_size), "--timeout", "10"},
+              extra);
 }
 
 std::vector<std::string> with(std::vector<std::string> args, const std::vector<std::string>& extra) {

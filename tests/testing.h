@@ -1,6 +1,6 @@
 #pragma once
 // Test helpers: one place for tensor comparisons that print both tensors, the devices a test runs on,
-// and running a real binary.
+// running a lesson's real binary with the arguments the tests share, and reading what it recorded.
 #include <sys/types.h>
 
 #include <filesystem>
@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 namespace testing_mp {
 
@@ -75,6 +76,19 @@ struct RunOptions {
 // still running after the timeout is killed, and the result says so.
 RunResult run_program(const std::vector<std::string>& argv, const RunOptions& options = {});
 
+// What a lesson recorded for the parity check: out_dir/values.json, or an exception naming the file.
+nlohmann::json read_values(const std::filesystem::path& out_dir);
+
+// A lesson's run as a learner sees it: how it ended, what it printed, and the folder its files are in.
+struct LessonRun : RunResult {
+  std::filesystem::path out_dir;  // the --out-dir it was given; empty when it had none
+  nlohmann::json values() const { return read_values(out_dir); }
+};
+
+// Runs a lesson with its options from outside, as a learner does: argv[0] is its binary, or a launcher
+// (torchrun, ip netns exec) whose command line holds the binary and its options.
+LessonRun run_lesson(const std::vector<std::string>& argv, const RunOptions& options = {});
+
 // Removes the entries of dir whose names sort after `last`: with zero-padded step numbers in the names,
 // what a run leaves when it stops right after writing `last`.
 void remove_entries_after(const std::filesystem::path& dir, const std::string& last);
@@ -97,6 +111,16 @@ bool has_control_bytes(const std::string& text);
 // 512 examples in batches of 32 (16 steps an epoch), a checkpoint every 5 steps.
 std::vector<std::string> training_args(const std::string& binary, const std::filesystem::path& out_dir,
                                        const std::string& epochs = "3");
+
+// Lesson 11's shortest run that resumes: 64 examples in batches of 32 (2 steps an epoch), a checkpoint
+// every step, so that a resume after epoch 1 starts from the checkpoint of step 2.
+std::vector<std::string> short_training_args(const std::string& binary, const std::filesystem::path& out_dir,
+                                             const std::string& epochs);
+
+// Lesson 13's run: `binary` on the CPU into out_dir with world_size ranks, each waiting at most 10 s for
+// the others, then `extra`.
+std::vector<std::string> distributed_args(const std::string& binary, const std::filesystem::path& out_dir,
+                                          int world_size, const std::vector<std::string>& extra = {});
 
 // args with `extra` appended.
 std::vector<std::string> with(std::vector<std::string> args, const std::vector<std::string>& extra);
