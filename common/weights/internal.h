@@ -1,6 +1,6 @@
 #pragma once
-// The stages' parts, in the order a file goes through them: zip -> records -> (code check) -> pickle ->
-// values, which weights.cpp joins; then the writer's zip.
+// The stages' parts, in the order a file goes through them: source -> zip -> records -> (code check) ->
+// pickle -> values, which weights.cpp joins; then the writer's zip.
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -27,11 +27,14 @@ using Source = WeightsFile::Source;
 // Every refusal goes through one of these: it throws FileError naming the file.
 using Fail = std::function<void(const std::string& what)>;
 
+// --- source.cpp -------------------------------------------------------------------------------------
+// A regular file, opened for pread: a FIFO, a device or a folder is refused before it is read.
+std::shared_ptr<Source> open_source(const std::filesystem::path& path);
+std::shared_ptr<Source> bytes_source(std::string bytes);
+
 // --- zip_reader.cpp ---------------------------------------------------------------------------------
 // A record's name as miniz compares names, whatever their ASCII case (MZ_TOLOWER).
 std::string folded(std::string name);
-std::shared_ptr<Source> fd_source(int fd, uint64_t size, std::string name);
-std::shared_ptr<Source> bytes_source(std::string bytes);
 // Little-endian integers, as zip, pickle and safetensors store them.
 uint16_t le16(const unsigned char* p);
 uint32_t le32(const unsigned char* p);
@@ -137,10 +140,6 @@ class Rebuilder {
   // One storage value per record, as Python's persistent_load keeps one storage per key.
   std::unordered_map<size_t, Value::Ptr> storages_;
 };
-
-// --- weights.cpp ---------------------------------------------------------------------------------------
-// A regular file, opened for pread: a FIFO, a device or a folder is refused before it is read.
-std::shared_ptr<Source> open_source(const std::filesystem::path& path);
 
 // --- zip_writer.cpp -------------------------------------------------------------------------
 struct ZipPart {

@@ -7,12 +7,14 @@
 // knows a short allow-list of opcodes and globals, and never calls anything the file names.
 //
 // The data flows through one file per step:
-//   zip_reader.cpp     the archive: end record, directory, records (CRC-checked, read with pread)
+//   source.cpp         the bytes: a regular file read with pread, never mapped, or bytes in memory
+//   zip_reader.cpp     the archive: end record, directory, records (CRC-checked)
 //   records.cpp        many records' bytes at once, in parallel slices, with their CRCs
 //   code.cpp           TorchScript code/ records, tokenized: any method definition refuses the file
 //   pickle_reader.cpp  data.pkl -> values, by the allow-list machine
 //   values.cpp         the few calls a weights file makes: storages and tensor descriptions, checked
-//   weights.cpp        the file as a whole, and its tensors: each storage read once, tensors its views
+//   weights.cpp        the file as a whole: its records, its code checked, its pickle run
+//   tensors.cpp        its tensors: each storage read once through its CRC, each tensor a view of it
 //   to_libtorch.cpp    values -> LibTorch: a state dict's names and tensors, or any value as an IValue
 //   state_dict.cpp     a module's state: strict loading, and saving for Python (state_dict.h)
 // and the writer, which state_dict.cpp uses: pickle_writer.cpp and zip_writer.cpp. The reader and the

@@ -1,13 +1,8 @@
 // The archive: from the bytes of a file to its records. PyTorch reads its zips with miniz; this reads the
 // same structures the same way (the last end record, the central directory, each local header), checks
 // every offset against the file before it reads, and allocates nothing a header only claims.
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
-#include <cerrno>
-#include <cstring>
-#include <stdexcept>
 #include <unordered_set>
 
 #include <fmt/format.h>
@@ -55,50 +50,6 @@ uint32_t le32(const unsigned char* p) {
 uint64_t le64(const unsigned char* p) { return le32(p) | (static_cast<uint64_t>(le32(p + 4)) << 32); }
 
 namespace {
-
-class FdSource final : public Source {
- public:
-  FdSource(int fd, uint64_t size, std::string name) : fd_(fd), size_(size), name_(std::move(name)) {}
-  ~FdSource() override { ::close(fd_); }
-  FdSource(const FdSource&) = delete;
-  FdSource& operator=(const FdSource&) = delete;
-  uint64_t size() const override { return size_; }
-  void read(uint64_t offset, void* dst, size_t n) const override {
-    auto* out = static_cast<char*>(dst);
-    while (n > 0) {
-      const ssize_t got = ::pread(fd_, out, n, static_cast<off_t>(offset));
-      if (got < 0) {
-        if (errno == EINTR) continue;
-        throw FileError(fmt::format("{}: cannot read it: {}", name_, std::strerror(errno)));
-      }
-      if (got == 0) {
-        throw FileError(
-            fmt::format("{}: the file ended early: it was truncated or replaced while it was read", name_));
-      }
-      out += got;
-      offset += static_cast<uint64_t>(got);
-      n -= static_cast<size_t>(got);
-    }
-  }
-
- private:
-  int fd_;
-  uint64_t size_;
-  std::string name_;
-};
-
-class BytesSource final : public Source {
- public:
-  explicit BytesSource(std::string bytes) : bytes_(std::move(bytes)) {}
-  uint64_t size() const override { return bytes_.size(); }
-  void read(uint64_t offset, void* dst, size_t n) const override {
-    if (offset > bytes_.size() || n > bytes_.size() - offset) throw std::runtime_error("read past the end");
-    std::memcpy(dst, bytes_.data() + offset, n);
-  }
-
- private:
-  std::string bytes_;
-};
 
 struct ZipEnd {
   uint64_t entries = 0;
@@ -345,13 +296,6 @@ std::string folded(std::string name) {
   for (auto& c : name)
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   return name;
-}
-
-std::shared_ptr<Source> fd_source(int fd, uint64_t size, std::string name) {
-  return std::make_shared<FdSource>(fd, size, std::move(name));
-}
-std::shared_ptr<Source> bytes_source(std::string bytes) {
-  return std::make_shared<BytesSource>(std::move(bytes));
 }
 
 std::vector<Record> read_directory(const Source& source, Budget& budget, const Fail& fail) {
