@@ -14,17 +14,15 @@
 #include "tests/testing.h"
 
 namespace fs = std::filesystem;
+using testing_mp::run_lesson;
 using testing_mp::tensors_equal;
+using testing_mp::with;
 
 namespace {
 
 // 512 examples in batches of 32: 16 steps an epoch, 48 in three epochs, a checkpoint every 5 steps.
 std::vector<std::string> train_args(const fs::path& out_dir) {
   return testing_mp::training_args(MP_LESSON_BINARY, out_dir);
-}
-
-testing_mp::RunResult run(const std::vector<std::string>& args, const std::vector<std::string>& extra = {}) {
-  return testing_mp::run_program(testing_mp::with(args, extra));
 }
 
 common::StateDict final_params(const fs::path& out_dir) {
@@ -62,7 +60,7 @@ const common::StateDict& uninterrupted() {
     const auto dir =
         fs::path(MP_BINARY_DIR) / "test-output" / ("checkpoints-uninterrupted-" + std::to_string(getpid()));
     fs::remove_all(dir);
-    const auto result = run(train_args(dir));
+    const auto result = run_lesson(train_args(dir));
     if (result.exit_code != 0) throw std::runtime_error("uninterrupted run failed: " + result.err);
     return final_params(dir);
   }();
@@ -133,7 +131,7 @@ class ResumeAfterKill : public ::testing::TestWithParam<int> {};
 
 TEST_P(ResumeAfterKill, EndsBitIdenticalToAnUninterruptedRun) {
   const auto reference = testing_mp::fresh_dir("reference");
-  ASSERT_EQ(run(long_train_args(reference)).exit_code, 0);
+  ASSERT_EQ(run_lesson(long_train_args(reference)).exit_code, 0);
   // SIGKILL from outside once the checkpoint of step GetParam() is on disk: the process is somewhere
   // after it, mid-step or mid-write. Rare on a loaded machine: it finished first; then try again.
   fs::path dir;
@@ -142,12 +140,12 @@ TEST_P(ResumeAfterKill, EndsBitIdenticalToAnUninterruptedRun) {
     dir = testing_mp::fresh_dir();
     testing_mp::RunOptions options;
     options.kill_when_exists = dir / "checkpoints" / common::checkpoint::file_name(GetParam());
-    killed = testing_mp::run_program(long_train_args(dir), options);
+    killed = run_lesson(long_train_args(dir), options);
   }
   ASSERT_TRUE(killed.killed) << "every run ended before the kill";
   ASSERT_EQ(killed.signal, SIGKILL) << killed.err;
   ASSERT_FALSE(fs::exists(dir / "final.params"));
-  const auto resumed = run(long_train_args(dir), {"--resume"});
+  const auto resumed = run_lesson(with(long_train_args(dir), {"--resume"}));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
   EXPECT_NE(resumed.out.find("resumed from"), std::string::npos) << resumed.out;
   expect_same_state(final_params(dir), final_params(reference));
@@ -160,20 +158,20 @@ TEST(Checkpoints, ResumedRunDiffersWhenTheCheckpointIsIgnored) {
   // The opposite case: restarting from scratch with another seed ends elsewhere, so equality above is
   // not a property of any two runs.
   const auto dir = testing_mp::fresh_dir();
-  ASSERT_EQ(run(train_args(dir), {"--seed", "1"}).exit_code, 0);
+  ASSERT_EQ(run_lesson(with(train_args(dir), {"--seed", "1"})).exit_code, 0);
   EXPECT_FALSE(torch::equal(final_params(dir)[0].second, uninterrupted()[0].second));
 }
 
 TEST(Checkpoints, TruncatedNewestCheckpointFallsBackToThePreviousOne) {
   const auto dir = testing_mp::fresh_dir();
   // The disk as a run stopped right after step 30 leaves it (no pruning, so that older ones remain).
-  ASSERT_EQ(run(train_args(dir), {"--keep", "100"}).exit_code, 0);
+  ASSERT_EQ(run_lesson(with(train_args(dir), {"--keep", "100"})).exit_code, 0);
   testing_mp::remove_entries_after(dir / "checkpoints", common::checkpoint::file_name(30));
   fs::remove(dir / "final.params");
   const auto found = common::checkpoint::list(dir / "checkpoints");
   ASSERT_GE(found.size(), 2u);
   fs::resize_file(found[0], fs::file_size(found[0]) / 2);
-  const auto resumed = run(train_args(dir), {"--resume"});
+  const auto resumed = run_lesson(with(train_args(dir), {"--resume"}));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
   EXPECT_NE(resumed.err.find("warning: skipping " + found[0].filename().string()), std::string::npos)
       << resumed.err;
@@ -184,7 +182,7 @@ TEST(Checkpoints, TruncatedNewestCheckpointFallsBackToThePreviousOne) {
 
 TEST(Checkpoints, KeepIsHonoured) {
   const auto dir = testing_mp::fresh_dir();
-  ASSERT_EQ(run(train_args(dir), {"--keep", "2"}).exit_code, 0);
+  ASSERT_EQ(run_lesson(with(train_args(dir), {"--keep", "2"})).exit_code, 0);
   const auto found = common::checkpoint::list(dir / "checkpoints");
   ASSERT_EQ(found.size(), 2u);
   // The newest two: steps 45 and 40 of 48.
@@ -198,7 +196,7 @@ TEST(Checkpoints, PruningKeepsTheNewestHonestCheckpointsAndEveryDamagedOne) {
   for (const std::string keep : {"1", "2"}) {
     const auto dir = testing_mp::fresh_dir(keep);
     const auto checkpoints = dir / "checkpoints";
-    ASSERT_EQ(run(train_args(dir), {"--keep", "100"}).exit_code, 0);
+    ASSERT_EQ(run_lesson(with(train_args(dir), {"--keep", "100"})).exit_code, 0);
     testing_mp::remove_entries_after(checkpoints, common::checkpoint::file_name(20));
     fs::remove(dir / "final.params");
     const auto honest = testing_mp::read_text(checkpoints / common::checkpoint::file_name(20));
@@ -210,7 +208,7 @@ TEST(Checkpoints, PruningKeepsTheNewestHonestCheckpointsAndEveryDamagedOne) {
     damage(95, honest.size());      // whole, but named for another step
     damage(30, 100);                // the run writes step 30 over it
     damage(10, honest.size() / 3);  // older than the one resumed from
-    const auto resumed = run(train_args(dir), {"--resume", "--keep", keep});
+    const auto resumed = run_lesson(with(train_args(dir), {"--resume", "--keep", keep}));
     ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
     EXPECT_NE(resumed.out.find("resumed from " + common::checkpoint::file_name(20)), std::string::npos)
         << resumed.out;
@@ -235,7 +233,7 @@ TEST(Checkpoints, PruningKeepsTheNewestHonestCheckpointsAndEveryDamagedOne) {
     expect_same_state(final_params(dir), uninterrupted());
 
     // The folder still resumes: from the newest honest checkpoint.
-    const auto again = run(train_args(dir), {"--resume", "--keep", keep});
+    const auto again = run_lesson(with(train_args(dir), {"--resume", "--keep", keep}));
     ASSERT_EQ(again.exit_code, 0) << again.err;
     EXPECT_NE(again.out.find("resumed from " + common::checkpoint::file_name(45)), std::string::npos)
         << again.out;
@@ -247,7 +245,7 @@ TEST(Checkpoints, PruningKeepsTheNewestHonestCheckpointsAndEveryDamagedOne) {
 TEST(Checkpoints, TheSweepRemovesOnlyTheSuitesOwnTemporaries) {
   const auto dir = testing_mp::fresh_dir();
   const auto checkpoints = dir / "checkpoints";
-  ASSERT_EQ(run(train_args(dir), {"--keep", "100"}).exit_code, 0);
+  ASSERT_EQ(run_lesson(with(train_args(dir), {"--keep", "100"})).exit_code, 0);
   testing_mp::remove_entries_after(checkpoints, common::checkpoint::file_name(20));
   const std::string ours = ".checkpoint-00000099.pt.tmp-0badf00d";
   const std::vector<std::string> learners{".notes.txt.tmp-0badf00d",
@@ -259,7 +257,7 @@ TEST(Checkpoints, TheSweepRemovesOnlyTheSuitesOwnTemporaries) {
   for (const auto& name : learners) std::ofstream(checkpoints / name) << "a learner's file";
   std::ofstream(checkpoints / ours) << "half a checkpoint";
   fs::create_symlink(checkpoints / learners[0], checkpoints / ".checkpoint-00000098.pt.tmp-0badf00d");
-  const auto resumed = run(train_args(dir), {"--resume", "--keep", "100"});
+  const auto resumed = run_lesson(with(train_args(dir), {"--resume", "--keep", "100"}));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
   EXPECT_NE(resumed.out.find("removed 1 temporary file(s)"), std::string::npos) << resumed.out;
   EXPECT_FALSE(fs::exists(checkpoints / ours));
@@ -274,15 +272,15 @@ TEST(Checkpoints, FinalParamsLoadThroughTheStrictLoader) {
 }
 
 TEST(Checkpoints, ResumeWithoutACheckpointIsAnError) {
-  const auto result = run(train_args(testing_mp::fresh_dir()), {"--resume"});
+  const auto result = run_lesson(with(train_args(testing_mp::fresh_dir()), {"--resume"}));
   EXPECT_EQ(result.exit_code, common::kExitBadInput);
   EXPECT_EQ(result.err.rfind("error: --resume: no checkpoint", 0), 0u) << result.err;
 }
 
-class CheckpointsOnDevice : public testing_mp::OnDevice {};
-MP_INSTANTIATE_ON_DEVICES(CheckpointsOnDevice);
+class Checkpoints : public testing_mp::OnDevice {};
+MP_INSTANTIATE_ON_DEVICES(Checkpoints);
 
-TEST_P(CheckpointsOnDevice, TrainsAndSavesACheckpointThatLoadsBack) {
+TEST_P(Checkpoints, TrainsAndSavesACheckpointThatLoadsBack) {
   const auto data = checkpoints::make_dataset(256, 0);
   auto model = checkpoints::make_mlp();
   model->to(device());
