@@ -7,10 +7,9 @@
 #include "lessons/01_blocks/blocks.h"
 
 int main(int argc, char** argv) try {
-  common::Options options("01_blocks", "Bloques: a Sequential MLP and the same MLP as a block of our own");
-  options.parse(argc, argv);
+  const common::Options options(
+      "01_blocks", "Bloques: a Sequential MLP and the same MLP as a block of our own", argc, argv);
   torch::manual_seed(options.seed);
-  const torch::Device device = options.device;
   common::Lesson lesson(options);
 
   // %% Bloques
@@ -19,9 +18,9 @@ int main(int argc, char** argv) try {
   torch::nn::Linear hidden(20, 256);
   torch::nn::Linear out(256, 10);
   torch::nn::Sequential net(hidden, torch::nn::ReLU(), out);
-  net->to(device);
+  net->to(options.device);
 
-  auto X = torch::rand({2, 20}).to(device);
+  auto X = torch::rand({2, 20}).to(options.device);
   lesson.show("X.shape", X.sizes());
   lesson.show("net(X)", net->forward(X));
   lesson.show("net(X).shape", net->forward(X).sizes());
@@ -34,7 +33,7 @@ int main(int argc, char** argv) try {
 
   // %% Un bloque personalizado: net = MLP()
   MLP mlp;
-  mlp->to(device);
+  mlp->to(options.device);
   lesson.show("MLP net(X)", mlp(X));
   lesson.show("MLP net(X).shape", mlp(X).sizes());
   lesson.show("MLP parameter names", common::parameter_names(*mlp));
@@ -43,7 +42,7 @@ int main(int argc, char** argv) try {
   lesson.show("net(X) equals net.forward(X)", torch::equal(mlp(X), mlp->forward(X)));
   // Each instance owns its layers: a second MLP is a second model.
   MLP net2;
-  net2->to(device);
+  net2->to(options.device);
   lesson.show("a second MLP gives another output", !torch::equal(mlp(X), net2(X)));
 
   return lesson.finish();

@@ -8,10 +8,9 @@
 #include "lessons/02_my_sequential/my_sequential.h"
 
 int main(int argc, char** argv) try {
-  common::Options options("02_my_sequential", "El Bloque Sequential: a Sequential of our own");
-  options.parse(argc, argv);
+  const common::Options options("02_my_sequential", "El Bloque Sequential: a Sequential of our own", argc,
+                                argv);
   torch::manual_seed(options.seed);
-  const torch::Device device = options.device;
   common::Lesson lesson(options);
 
   // %% El Bloque Sequential: la clase MySequential
@@ -23,8 +22,8 @@ int main(int argc, char** argv) try {
   torch::nn::Linear hidden(20, 256);
   torch::nn::Linear out(256, 10);
   MySequential net(hidden, torch::nn::ReLU(), out);
-  net->to(device);
-  auto X = torch::rand({2, 20}).to(device);
+  net->to(options.device);
+  auto X = torch::rand({2, 20}).to(options.device);
   lesson.show("net(X)", net(X));
   lesson.show("net(X).shape", net(X).sizes());
   lesson.show("parameter names", common::parameter_names(*net));
@@ -32,7 +31,7 @@ int main(int argc, char** argv) try {
   // %% Más allá del cuaderno: MySequential es Sequential
   // The same weights in LibTorch's own Sequential give the same numbers.
   torch::nn::Sequential reference(torch::nn::Linear(20, 256), torch::nn::ReLU(), torch::nn::Linear(256, 10));
-  reference->to(device);
+  reference->to(options.device);
   common::copy_parameters(*net, *reference);
   lesson.show("nn.Sequential with the same weights gives the same output",
               torch::equal(reference->forward(X), net(X)));
@@ -60,9 +59,10 @@ int main(int argc, char** argv) try {
   lesson.show("entries its state dict would save",
               unregistered->named_parameters().size() + unregistered->named_buffers().size());
   // to() walks registered children only, so on a GPU the hidden layers stay behind on the CPU.
-  unregistered->to(device);
-  lesson.say("after to({}), the first layer's weight is on {}{}", device.str(), first->weight.device().str(),
-             device.is_cpu() ? " (run with --device cuda to see it left behind)" : ": nothing was moved");
+  unregistered->to(options.device);
+  lesson.say(
+      "after to({}), the first layer's weight is on {}{}", options.device.str(), first->weight.device().str(),
+      options.device.is_cpu() ? " (run with --device cuda to see it left behind)" : ": nothing was moved");
 
   return lesson.finish();
 } catch (...) {

@@ -9,22 +9,20 @@
 #include "lessons/03_fixed_hidden_mlp/fixed_hidden_mlp.h"
 
 int main(int argc, char** argv) try {
-  common::Options options("03_fixed_hidden_mlp",
-                          "Code in forward: a constant weight, a reused layer, a loop");
-  options.parse(argc, argv);
+  const common::Options options("03_fixed_hidden_mlp",
+                                "Code in forward: a constant weight, a reused layer, a loop", argc, argv);
   torch::manual_seed(options.seed);
-  const torch::Device device = options.device;
   common::Lesson lesson(options);
-  auto X = torch::rand({2, 20}).to(device);  // the X of the notebook's first cell
 
   // %% Ejecutando código en la función de propagación directa: la clase FixedHiddenMLP
   // The class is in fixed_hidden_mlp.h, with the notebook's forward: the constant rand_weight, the
   // same linear layer twice, and the loop `while (X.abs().sum().item<float>() > 1) X /= 2;`.
+  auto X = torch::rand({2, 20}).to(options.device);  // the X of the notebook's first cell
   using fixed_hidden_mlp::FixedHiddenMLP;
 
   // %% Ejecutando código en la función de propagación directa: net = FixedHiddenMLP()
   FixedHiddenMLP net;
-  net->to(device);
+  net->to(options.device);
   lesson.show("net(X)", net(X));
   lesson.show("net(X).dim()", net(X).dim());
   lesson.show("parameter names (rand_weight is not one)", common::parameter_names(*net));
@@ -48,7 +46,7 @@ int main(int argc, char** argv) try {
   torch::nn::Linear middle(16, 20);
   FixedHiddenMLP fixed;
   torch::nn::Sequential chimera(nest, middle, fixed);
-  chimera->to(device);
+  chimera->to(options.device);
   lesson.show("chimera(X)", chimera->forward(X));
   lesson.show("chimera parameter names", common::parameter_names(*chimera));
 

@@ -7,10 +7,9 @@
 #include "lessons/04_centered_layer/centered_layer.h"
 
 int main(int argc, char** argv) try {
-  common::Options options("04_centered_layer", "Capas sin Parámetros: a layer with no parameters");
-  options.parse(argc, argv);
+  const common::Options options("04_centered_layer", "Capas sin Parámetros: a layer with no parameters", argc,
+                                argv);
   torch::manual_seed(options.seed);
-  const torch::Device device = options.device;
   common::Lesson lesson(options);
 
   // %% Capas sin Parámetros: la clase CenteredLayer
@@ -20,16 +19,16 @@ int main(int argc, char** argv) try {
   // %% Capas sin Parámetros: layer(...)
   CenteredLayer layer;
   lesson.show("layer(torch.FloatTensor([1, 2, 3, 4, 5]))",
-              layer(torch::tensor({1.0F, 2.0F, 3.0F, 4.0F, 5.0F}, device)));
+              layer(torch::tensor({1.0F, 2.0F, 3.0F, 4.0F, 5.0F}, options.device)));
   lesson.show("parameters of the layer", layer->parameters().size());
 
   // %% Capas sin Parámetros: net = nn.Sequential(nn.Linear(8, 128), CenteredLayer())
   torch::nn::Sequential net(torch::nn::Linear(8, 128), CenteredLayer());
-  net->to(device);
+  net->to(options.device);
   lesson.show("parameter names of net (only the Linear's)", common::parameter_names(*net));
 
   // %% Capas sin Parámetros: Y.mean()
-  auto Y = net->forward(torch::rand({4, 8}).to(device));
+  auto Y = net->forward(torch::rand({4, 8}).to(options.device));
   lesson.show("Y.shape", Y.sizes());
   // Zero up to float32 rounding, as the notes say: a tiny number, not exactly 0.
   lesson.show("Y.mean()", Y.mean());

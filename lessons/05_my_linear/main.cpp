@@ -7,10 +7,8 @@
 #include "lessons/05_my_linear/my_linear.h"
 
 int main(int argc, char** argv) try {
-  common::Options options("05_my_linear", "Capas con parámetros: a dense layer of our own");
-  options.parse(argc, argv);
+  const common::Options options("05_my_linear", "Capas con parámetros: a dense layer of our own", argc, argv);
   torch::manual_seed(options.seed);
-  const torch::Device device = options.device;
   common::Lesson lesson(options);
 
   // %% Capas con parámetros: la clase MyLinear
@@ -20,28 +18,29 @@ int main(int argc, char** argv) try {
 
   // %% Capas con parámetros: linear = MyLinear(5, 3)
   MyLinear linear(5, 3);
-  linear->to(device);
+  linear->to(options.device);
   lesson.show("linear.weight", linear->weight);
   lesson.show("parameter names", common::parameter_names(*linear));
 
   // %% Capas con parámetros: linear(torch.rand(2, 5))
-  lesson.show("linear(torch.rand(2, 5))", linear(torch::rand({2, 5}).to(device)));
+  lesson.show("linear(torch.rand(2, 5))", linear(torch::rand({2, 5}).to(options.device)));
 
   // %% Capas con parámetros: net = nn.Sequential(MyLinear(64, 8), MyLinear(8, 1))
   MyLinear first(64, 8);
   MyLinear second(8, 1);
   torch::nn::Sequential net(first, second);
-  net->to(device);
-  lesson.show("net(torch.rand(2, 64))", net->forward(torch::rand({2, 64}).to(device)));
+  net->to(options.device);
+  lesson.show("net(torch.rand(2, 64))", net->forward(torch::rand({2, 64}).to(options.device)));
 
   // %% Más allá del cuaderno: weight.data dentro de forward
   // DetachedLinear is the notebook's MyLinear as written, through weight.data(): the same numbers, but
   // the output is cut out of autograd and backward() could never reach the parameters.
   my_linear::DetachedLinear detached(5, 3);
-  detached->to(device);
+  detached->to(options.device);
   lesson.show("output through weight.data requires grad",
-              detached(torch::rand({2, 5}).to(device)).requires_grad());
-  lesson.show("MyLinear output requires grad", linear(torch::rand({2, 5}).to(device)).requires_grad());
+              detached(torch::rand({2, 5}).to(options.device)).requires_grad());
+  lesson.show("MyLinear output requires grad",
+              linear(torch::rand({2, 5}).to(options.device)).requires_grad());
 
   return lesson.finish();
 } catch (...) {

@@ -13,18 +13,17 @@ using parameter_access::Block;
 using parameter_access::block2;
 
 int main(int argc, char** argv) try {
-  common::Options options("06_parameter_access", "Gestión de parámetros: reaching a model's parameters");
-  options.parse(argc, argv);
+  const common::Options options("06_parameter_access", "Gestión de parámetros: reaching a model's parameters",
+                                argc, argv);
   torch::manual_seed(options.seed);
-  const torch::Device device = options.device;
   common::Lesson lesson(options);
 
   // %% Gestión de parámetros
   torch::nn::Linear first(4, 8);
   torch::nn::Linear last(8, 1);
   torch::nn::Sequential net(first, torch::nn::ReLU(), last);
-  net->to(device);
-  auto X = torch::rand({2, 4}).to(device);
+  net->to(options.device);
+  auto X = torch::rand({2, 4}).to(options.device);
   lesson.show("net(X)", net->forward(X));
 
   // %% Acceso a parámetros
@@ -67,7 +66,7 @@ int main(int argc, char** argv) try {
   auto blocks = block2();
   torch::nn::Linear output(4, 1);
   torch::nn::Sequential rgnet(blocks, output);
-  rgnet->to(device);
+  rgnet->to(options.device);
   lesson.show("rgnet(X)", rgnet->forward(X));
 
   // %% Recopilación de parámetros de bloques anidados: print(rgnet)

@@ -10,19 +10,17 @@
 using namespace parameter_init;
 
 int main(int argc, char** argv) try {
-  common::Options options("07_parameter_init",
-                          "Inicialización de parámetros: built-in and custom initialisers");
-  options.parse(argc, argv);
+  const common::Options options("07_parameter_init",
+                                "Inicialización de parámetros: built-in and custom initialisers", argc, argv);
   torch::manual_seed(options.seed);
-  const torch::Device device = options.device;
   common::Lesson lesson(options);
+
+  // %% Inicialización integrada: init_normal
   // The net of "Gestión de parámetros", its layers built in order.
   torch::nn::Linear first(4, 8);
   torch::nn::Linear last(8, 1);
   torch::nn::Sequential net(first, torch::nn::ReLU(), last);
-  net->to(device);
-
-  // %% Inicialización integrada: init_normal
+  net->to(options.device);
   // init_normal and the other initialisers are in parameter_init.h, each written as the notebook's.
   lesson.show("net[0].weight.data[0] before", first->weight[0]);
   net->apply(init_normal);
@@ -64,7 +62,7 @@ int main(int argc, char** argv) try {
   // %% Más allá del cuaderno: cómo queda cada inicialización
   // The weights of a Linear(100, 100) after each initialiser, as histograms.
   torch::nn::Linear wide(100, 100);
-  wide->to(device);
+  wide->to(options.device);
   lesson.show("Linear(100, 100) weight, por defecto", wide->weight);
   lesson.say("LibTorch's default, U(-0.1, 0.1): a box\n{}", common::format_histogram(wide->weight));
   wide->apply(init_normal);

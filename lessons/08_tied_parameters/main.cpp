@@ -6,10 +6,9 @@
 #include "common/lesson/params.h"
 
 int main(int argc, char** argv) try {
-  common::Options options("08_tied_parameters", "Parámetros vinculados: one layer used twice");
-  options.parse(argc, argv);
+  const common::Options options("08_tied_parameters", "Parámetros vinculados: one layer used twice", argc,
+                                argv);
   torch::manual_seed(options.seed);
-  const torch::Device device = options.device;
   common::Lesson lesson(options);
 
   // %% Parámetros vinculados
@@ -20,8 +19,8 @@ int main(int argc, char** argv) try {
   torch::nn::Linear last(8, 1);
   torch::nn::Sequential net(first, torch::nn::ReLU(), shared, torch::nn::ReLU(), shared, torch::nn::ReLU(),
                             last);
-  net->to(device);
-  auto X = torch::rand({2, 4}).to(device);
+  net->to(options.device);
+  auto X = torch::rand({2, 4}).to(options.device);
   lesson.show("net(X)", net->forward(X));
   auto* net_2 = net[2]->as<torch::nn::Linear>();
   auto* net_4 = net[4]->as<torch::nn::Linear>();

@@ -7,7 +7,9 @@
 #include <string>
 
 #include <torch/torch.h>
+#include <CLI/CLI.hpp>
 
+#include "common/lesson/options.h"
 #include "common/weights/state_dict.h"
 
 namespace file_io {
@@ -58,5 +60,26 @@ inline std::optional<common::StateDict> read_mlp_parameters(const std::string& p
   common::load_state_dict(*probe, std::filesystem::path(path));
   return common::state_dict(*probe);
 }
+
+// The lesson's options: the common ones and --load. The file --load names is read and checked against
+// the MLP as the options are parsed, so that a bad one is reported before any cell writes a file and
+// leaves the output folder as it was; the last cell loads what was read here.
+struct Options : common::Options {
+  Options(int argc, char** argv)
+      : common::Options("09_file_io", "Archivos de E/S: tensors and model parameters on disk") {
+    cli()
+        .add_option(
+            "--load", load_path,
+            "after the notebook's cells, load the MLP's parameters from this file (Python's torch.save "
+            "of a state dict, a LibTorch archive, a safetensors file or a sharded safetensors index, "
+            "told apart by their bytes; read as data, nothing in it is run), print its output on X "
+            "and write it to Y.pt")
+        ->check(CLI::ExistingFile);
+    parse(argc, argv);
+    loaded = read_mlp_parameters(load_path);
+  }
+  std::string load_path;
+  std::optional<common::StateDict> loaded;
+};
 
 }  // namespace file_io

@@ -4,7 +4,6 @@
 #include <optional>
 
 #include <torch/torch.h>
-#include <CLI/CLI.hpp>
 
 #include "common/lesson/lesson.h"
 #include "common/lesson/print.h"
@@ -13,27 +12,14 @@
 #include "lessons/09_file_io/file_io.h"
 
 int main(int argc, char** argv) try {
-  common::Options options("09_file_io", "Archivos de E/S: tensors and model parameters on disk");
-  std::string load_path;
-  options.cli()
-      .add_option("--load", load_path,
-                  "after the notebook's cells, load the MLP's parameters from this file (Python's torch.save "
-                  "of a state dict, a LibTorch archive, a safetensors file or a sharded safetensors index, "
-                  "told apart by their bytes; read as data, nothing in it is run), print its output on X "
-                  "and write it to Y.pt")
-      ->check(CLI::ExistingFile);
-  options.parse(argc, argv);
+  const file_io::Options options(argc, argv);
   torch::manual_seed(options.seed);
-  const torch::Device device = options.device;
-  // A file named in the options is read and checked against the MLP now, so that a bad one is reported
-  // before anything is written and leaves the output folder as it was.
-  const auto loaded = file_io::read_mlp_parameters(load_path);
   common::Lesson lesson(options);
-  const auto dir = lesson.out_dir();  // the notebook writes into its working folder; we write here
 
   // %% Cargando y guardando tensores: torch.save(x, 'x-file')
+  const auto dir = lesson.out_dir();  // the notebook writes into its working folder; we write here
   // save_atomically is torch::save, written so that a full disk or a crash leaves no half-written file.
-  auto x = torch::arange(4, device);
+  auto x = torch::arange(4, options.device);
   common::save_atomically(x, dir / "x-file");
 
   // %% Cargando y guardando tensores: x2 = torch.load('x-file')
@@ -44,7 +30,7 @@ int main(int argc, char** argv) try {
   lesson.show("x2", x2);
 
   // %% Cargando y guardando tensores: una lista de tensores
-  auto y = torch::zeros(4, device);
+  auto y = torch::zeros(4, options.device);
   common::save_atomically(std::vector<torch::Tensor>{x, y}, dir / "x-files");
   std::vector<torch::Tensor> x2_y2;
   torch::load(x2_y2, (dir / "x-files").string());
@@ -64,8 +50,8 @@ int main(int argc, char** argv) try {
 
   // %% Cargar y guardar parámetros del modelo: net = MLP()
   MLP net;
-  net->to(device);
-  auto X = torch::randn({2, 20}).to(device);
+  net->to(options.device);
+  auto X = torch::randn({2, 20}).to(options.device);
   auto Y = net(X);
   lesson.show("Y", Y);
 
@@ -76,7 +62,7 @@ int main(int argc, char** argv) try {
 
   // %% Cargar y guardar parámetros del modelo: clone.load_state_dict(...)
   MLP clone;
-  clone->to(device);
+  clone->to(options.device);
   lesson.show("a fresh MLP gives another output before loading", !torch::equal(clone(X), Y));
   common::load_state_dict(*clone, dir / "mlp.params");
   clone->eval();
@@ -91,7 +77,7 @@ int main(int argc, char** argv) try {
   // Hugging Face hub, diffusers and vLLM read it. It has no checksum: a flipped bit loads as a wrong value.
   common::safetensors::save_file(common::state_dict(*net), dir / "mlp.safetensors");
   MLP clone2;
-  clone2->to(device);
+  clone2->to(options.device);
   common::load_state_dict(*clone2, dir / "mlp.safetensors");
   clone2->eval();
   lesson.show("torch.equal(clone2(X), Y)", torch::equal(clone2(X), Y));
@@ -108,17 +94,17 @@ int main(int argc, char** argv) try {
   lesson.say("written for Python: x-file.pt, x-files.pt, mydict.pt, X.pt (and mlp.params)");
 
   // %% Más allá del cuaderno: parámetros de otro lado con --load (solo C++)
-  if (loaded) {
+  if (options.loaded) {
     MLP from_file;
-    common::load_state_dict(*from_file, *loaded, load_path);
-    from_file->to(device);
+    common::load_state_dict(*from_file, *options.loaded, options.load_path);
+    from_file->to(options.device);
     from_file->eval();
     Y = from_file(X);
-    lesson.say("loaded {} into the MLP", load_path);
+    lesson.say("loaded {} into the MLP", options.load_path);
     lesson.show("output of the loaded MLP on X", Y);
   }
   common::save_for_python(Y.detach().cpu(), dir / "Y.pt");
-  lesson.say("Y.pt holds {}", loaded ? "the loaded model's output" : "Y");
+  lesson.say("Y.pt holds {}", options.loaded ? "the loaded model's output" : "Y");
 
   return lesson.finish();
 } catch (...) {

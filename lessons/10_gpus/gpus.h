@@ -2,12 +2,28 @@
 // GPUs: devices, tensors and models on them, and what the speed-up really is, measured honestly.
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <vector>
 
 #include <torch/torch.h>
+#include <CLI/CLI.hpp>
+
+#include "common/lesson/options.h"
 
 namespace gpus {
+
+// The lesson's options: the common ones and the size of the speed table.
+struct Options : common::Options {
+  Options(int argc, char** argv)
+      : common::Options("10_gpus", "GPUs: devices, data and models on them, and the speed-up measured") {
+    cli()
+        .add_option("--max-n", max_n, "largest matrix side in the speed table")
+        ->check(CLI::Range(64, 16384));
+    parse(argc, argv);
+  }
+  int64_t max_n = 512;
+};
 
 // Waits for the device's queued work: CUDA kernels run asynchronously, so a clock read without this
 // measures how fast work was queued, not how fast it ran.

@@ -2,7 +2,6 @@
 // con aceleraciones espectaculares" ("Modelos Personalizados en PyTorch", introduction).
 #include <fmt/ranges.h>
 #include <torch/torch.h>
-#include <CLI/CLI.hpp>
 
 #include "common/compute/parallel.h"
 #include "common/lesson/device.h"
@@ -11,14 +10,8 @@
 #include "lessons/10_gpus/gpus.h"
 
 int main(int argc, char** argv) try {
-  common::Options options("10_gpus", "GPUs: devices, data and models on them, and the speed-up measured");
-  int64_t max_n = 512;
-  options.cli()
-      .add_option("--max-n", max_n, "largest matrix side in the speed table")
-      ->check(CLI::Range(64, 16384));
-  options.parse(argc, argv);
+  const gpus::Options options(argc, argv);
   torch::manual_seed(options.seed);
-  const torch::Device device = options.device;
   common::Lesson lesson(options);
 
   // %% GPUs: qué dispositivos hay (solo C++)
@@ -34,13 +27,13 @@ int main(int argc, char** argv) try {
     lesson.say("No GPU was found: the lesson runs its CPU half and says where the GPU half would be.");
 
   // %% GPUs: tensores en un dispositivo (solo C++)
-  auto X = torch::ones({2, 3}, device);
-  lesson.say("X = ones({{2, 3}}, {}) lives on {}", device.str(), X.device().str());
+  auto X = torch::ones({2, 3}, options.device);
+  lesson.say("X = ones({{2, 3}}, {}) lives on {}", options.device.str(), X.device().str());
   auto Y = torch::rand({2, 3}, common::try_gpu(1));
   lesson.say("Y = rand({{2, 3}}, try_gpu(1)) lives on {}", Y.device().str());
   // .to() the device a tensor is already on is free: it returns the very same tensor, no copy.
-  auto same = X.to(device);
-  lesson.say("X.to({}) is X itself (no copy): {}", device.str(), same.is_same(X));
+  auto same = X.to(options.device);
+  lesson.say("X.to({}) is X itself (no copy): {}", options.device.str(), same.is_same(X));
   auto on_cpu = X.to(torch::kCPU);
   lesson.say("X.to(cpu) is {}", on_cpu.is_same(X) ? "X itself" : "a copy on the CPU");
   if (Y.device() != X.device()) {
@@ -59,7 +52,7 @@ int main(int argc, char** argv) try {
 
   // %% GPUs: un modelo en el dispositivo (solo C++)
   auto net = torch::nn::Sequential(torch::nn::Linear(3, 1));
-  net->to(device);
+  net->to(options.device);
   auto out = net->forward(X);
   lesson.say("net(X) = {} on {}", common::format_tensor(out), out.device().str());
   lesson.say("net[0].weight lives on {}", net->ptr<torch::nn::LinearImpl>(0)->weight.device().str());
@@ -69,7 +62,7 @@ int main(int argc, char** argv) try {
   lesson.say("{:>6} {:>11} {:>11} {:>11} {:>11} {:>9}", "n", "CPU ms", "CPU GFLOP/s", "GPU ms", "GPU GFLOP/s",
              "speed-up");
   std::vector<double> sides, cpu_gflops, gpu_gflops;
-  for (int64_t n = 64; n <= max_n; n *= 2) {
+  for (int64_t n = 64; n <= options.max_n; n *= 2) {
     const auto cpu = gpus::time_matmul(torch::kCPU, n);
     sides.push_back(static_cast<double>(n));
     cpu_gflops.push_back(cpu.gflops);
@@ -86,9 +79,9 @@ int main(int argc, char** argv) try {
   lesson.show("matrix side n", sides);
   lesson.show("CPU GFLOP/s", cpu_gflops);
   if (gpu) lesson.show("GPU GFLOP/s", gpu_gflops);
-  const auto transfers = gpus::time_transfers(device, 1000);
+  const auto transfers = gpus::time_transfers(options.device, 1000);
   lesson.say("reading 1000 numbers from {}: one .item() each {:.3f} ms, one copy {:.3f} ms ({:.0f}x)",
-             device.str(), transfers.per_item_ms, transfers.one_copy_ms,
+             options.device.str(), transfers.per_item_ms, transfers.one_copy_ms,
              transfers.per_item_ms / transfers.one_copy_ms);
 
   // %% GPUs: más de una GPU con data_parallel (solo C++)

@@ -12,11 +12,9 @@
 namespace op = custom_operator;
 
 int main(int argc, char** argv) try {
-  common::Options options("12_custom_operator",
-                          "A new operator: fused linear + ReLU with a hand-written backward");
-  options.parse(argc, argv);
+  const common::Options options(
+      "12_custom_operator", "A new operator: fused linear + ReLU with a hand-written backward", argc, argv);
   torch::manual_seed(options.seed);
-  const torch::Device device = options.device;
   common::Lesson lesson(options);
 
   // %% Un nuevo operador: registrado en el despachador
@@ -31,12 +29,13 @@ int main(int argc, char** argv) try {
 
   // %% Un nuevo operador: relu(X W + b) a través del despachador
   op::FusedLinear layer(5, 3);
-  layer->to(device);
-  auto X = torch::rand({2, 5}).to(device).requires_grad_(true);
+  layer->to(options.device);
+  auto X = torch::rand({2, 5}).to(options.device).requires_grad_(true);
   auto out = layer(X);
   lesson.show("FusedLinear(5, 3)(rand(2, 5))", out);
-  lesson.say("computed by {}", device.is_cuda() && op::have_cuda_kernel() ? "the hand-written CUDA kernel"
-                                                                          : "addmm + relu_ on the CPU path");
+  lesson.say("computed by {}", options.device.is_cuda() && op::have_cuda_kernel()
+                                   ? "the hand-written CUDA kernel"
+                                   : "addmm + relu_ on the CPU path");
   auto reference = op::composite_linear_relu(X, layer->weight, layer->bias);
   lesson.show("equal to the composite relu(X.matmul(W) + b) (atol 1e-6)",
               torch::allclose(out, reference, 1e-5, 1e-6));
@@ -60,9 +59,9 @@ int main(int argc, char** argv) try {
   }
 
   // %% Un nuevo operador: la prueba del gradiente con diferencias finitas
-  auto Xd = torch::rand({4, 5}, torch::dtype(torch::kDouble).device(device));
-  auto Wd = torch::randn({5, 3}, torch::dtype(torch::kDouble).device(device));
-  auto bd = torch::randn({3}, torch::dtype(torch::kDouble).device(device));
+  auto Xd = torch::rand({4, 5}, torch::dtype(torch::kDouble).device(options.device));
+  auto Wd = torch::randn({5, 3}, torch::dtype(torch::kDouble).device(options.device));
+  auto bd = torch::randn({3}, torch::dtype(torch::kDouble).device(options.device));
   const auto check = common::gradcheck(
       [](const std::vector<torch::Tensor>& in) { return op::linear_relu(in[0], in[1], in[2]); }, {Xd, Wd, bd},
       {"X", "weight", "bias"});

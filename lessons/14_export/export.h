@@ -16,9 +16,12 @@
 #include <fmt/format.h>
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 #include <torch/torch.h>
+#include <CLI/CLI.hpp>
 
 #include <nlohmann/json.hpp>
 
+#include "common/lesson/device.h"
+#include "common/lesson/options.h"
 #include "common/lesson/print.h"
 #include "common/weights/state_dict.h"
 
@@ -205,5 +208,51 @@ struct Recorded {
     return r;
   }
 };
+
+// The lesson's options: the common ones, where the build left the packages, and an input of the learner's.
+// The twin ran at build time (data/python/14_export.py): its record is read as the options are checked,
+// so that packages made with another seed are refused before the first cell.
+struct Options : common::Options {
+  Options(int argc, char** argv)
+      : common::Options("14_export", "torch.export and AOTInductor: a model from Python, run from C++") {
+    cli()
+        .add_option("--package-dir", package_dir, "where the build left the packages and Python's outputs")
+        ->capture_default_str();
+    cli().add_option("--input", input,
+                     "also run the MLP's package on this tensor (Python: torch.save(x, path), x of shape "
+                     "[batch, 20], float32)");
+    parse(argc, argv);
+    recorded = Recorded::read(package_dir);
+    if (recorded.seed != seed)
+      throw std::runtime_error(
+          fmt::format("the packages in {} hold the weights of seed {}, not {}: run without "
+                      "--seed, or with --seed {}",
+                      package_dir, recorded.seed, seed, recorded.seed));
+  }
+  std::string package_dir = MP_EXPORT_DIR;
+  std::string input;
+  Recorded recorded;
+};
+
+// The device a package runs on is the one it was compiled for: --device, when given, must name it.
+inline torch::Device package_device(Package& package, const std::filesystem::path& path,
+                                    const common::Options& options) {
+  const torch::Device compiled_for(package.device());
+  if (options.device_chosen() && options.device != compiled_for)
+    throw std::runtime_error(
+        fmt::format("{}: compiled for {}, and --device asks for {}; run it with --device {}", path.string(),
+                    package.device(), common::device_name(options.device), package.device()));
+  return compiled_for;
+}
+
+// --input: a tensor from Python's torch.save(x, path), read as data and checked as the MLP package's input.
+inline torch::Tensor read_input(const std::string& path) {
+  const auto value = common::read_value(std::filesystem::path(path));
+  if (!value.isTensor())
+    throw std::runtime_error(fmt::format("{}: holds a {}, not a tensor; write it with torch.save(x, path)",
+                                         path, value.tagKind()));
+  check_input(value.toTensor(), path);
+  return value.toTensor();
+}
 
 }  // namespace export_lesson

@@ -8,7 +8,6 @@
 
 #include <fmt/format.h>
 #include <torch/torch.h>
-#include <CLI/CLI.hpp>
 
 #include "common/lesson/device.h"
 #include "common/lesson/lesson.h"
@@ -22,31 +21,15 @@
 namespace ex = export_lesson;
 
 int main(int argc, char** argv) try {
-  common::Options options("14_export", "torch.export and AOTInductor: a model from Python, run from C++");
-  std::string package_dir = MP_EXPORT_DIR;
-  std::string input;
-  options.cli()
-      .add_option("--package-dir", package_dir, "where the build left the packages and Python's outputs")
-      ->capture_default_str();
-  options.cli().add_option(
-      "--input", input,
-      "also run the MLP's package on this tensor (Python: torch.save(x, path), x of shape "
-      "[batch, 20], float32)");
-  options.parse(argc, argv);
+  const ex::Options options(argc, argv);
   torch::manual_seed(options.seed);
-  const std::filesystem::path dir = package_dir;
-  // The twin ran at build time (data/python/14_export.py): its inputs, eager outputs and packages are here.
-  const auto recorded = ex::Recorded::read(dir);
-  if (recorded.seed != options.seed)
-    throw std::runtime_error(
-        fmt::format("the packages in {} hold the weights of seed {}, not {}: run without "
-                    "--seed, or with --seed {}",
-                    dir.string(), recorded.seed, options.seed, recorded.seed));
   common::Lesson lesson(options);
 
   // %% Exportar el MLP: un grafo, con el lote como dimensión dinámica
   // torch.export ran in Python, on lesson 09's MLP: its graph is in the twin's output. C++ starts from the
   // inputs and the eager output the twin recorded.
+  const auto& recorded = options.recorded;
+  const std::filesystem::path dir = options.package_dir;
   const auto& X = recorded.X;
   lesson.show("Y = net(X)", recorded.Y);
   lesson.say("exported by PyTorch {} (Python), seed {}, batch dimension dynamic from {} to {}",
@@ -54,13 +37,8 @@ int main(int argc, char** argv) try {
 
   // %% Compilar con AOTInductor: un paquete .pt2
   ex::Package mlp(dir / "mlp.pt2", MP_MLP_PACKAGE_SHA1);
-  const auto package_device = mlp.device();
-  lesson.show("the package was compiled for", package_device);
-  if (options.device_chosen() && options.device != torch::Device(package_device))
-    throw std::runtime_error(fmt::format(
-        "{}: compiled for {}, and --device asks for {}; run it with --device {}", (dir / "mlp.pt2").string(),
-        package_device, common::device_name(options.device), package_device));
-  const torch::Device device(package_device);
+  lesson.show("the package was compiled for", mlp.device());
+  const torch::Device device = ex::package_device(mlp, dir / "mlp.pt2", options);
 
   // %% Ejecutar el paquete desde C++
   // torch::inductor::AOTIModelPackageLoader runs the graph: no Python, no class written in C++.
@@ -74,15 +52,9 @@ int main(int argc, char** argv) try {
     lesson.say("largest difference from Python's eager output: {:.1e}",
                (out - expected).abs().max().item<double>());
   }
-  if (!input.empty()) {
-    const auto value = common::read_value(std::filesystem::path(input));
-    if (!value.isTensor())
-      throw std::runtime_error(fmt::format("{}: holds a {}, not a tensor; write it with torch.save(x, path)",
-                                           input, value.tagKind()));
-    ex::check_input(value.toTensor(), input);
-    lesson.say("package({}) = {}", input,
-               common::format_tensor(mlp.run({value.toTensor().to(device)})[0].cpu()));
-  }
+  if (!options.input.empty())
+    lesson.say("package({}) = {}", options.input,
+               common::format_tensor(mlp.run({ex::read_input(options.input).to(device)})[0].cpu()));
 
   // %% La manera de la lección 09: la clase escrita otra vez y el state dict
   // The notes' answer: the architecture is code, written again in C++ (lesson 09's class), and only the
