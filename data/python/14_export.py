@@ -19,15 +19,23 @@ from notes_models import FileIoMLP as MLP
 from notes_models import FixedHiddenMLP
 from parity import options, show
 
-_parser = argparse.ArgumentParser()
-_parser.add_argument("--package-dir")
-package_dir = _parser.parse_known_args()[0].package_dir
-if not package_dir:
-    package_dir = tempfile.mkdtemp()
-    atexit.register(shutil.rmtree, package_dir, ignore_errors=True)
-os.makedirs(package_dir, exist_ok=True)
-if not hasattr(torch, "export") or not hasattr(torch._inductor, "aoti_compile_and_package"):
-    sys.exit(f"error: torch.export and AOTInductor packages need PyTorch 2.6 or later; this is {torch.__version__}")
+
+def package_folder():
+    """Where the packages go: --package-dir (the build passes build/data/14_export), else a temporary folder
+    removed at exit. PyTorch before 2.6 has no AOTInductor packages: an error line, then exit."""
+    if not hasattr(torch, "export") or not hasattr(torch._inductor, "aoti_compile_and_package"):
+        sys.exit(f"error: torch.export and AOTInductor packages need PyTorch 2.6 or later; this is {torch.__version__}")
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--package-dir")
+    folder = parser.parse_known_args()[0].package_dir
+    if not folder:
+        folder = tempfile.mkdtemp()
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+package_dir = package_folder()
 torch.manual_seed(options.seed)
 
 # %% Exportar el MLP: un grafo, con el lote como dimensión dinámica
