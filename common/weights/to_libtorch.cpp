@@ -93,59 +93,54 @@ class Converter {
     using Kind = Value::Kind;
     const bool shared = v.kind == Kind::kTuple || v.kind == Kind::kList || v.kind == Kind::kDict ||
                         v.kind == Kind::kString || v.kind == Kind::kTensor;
-    if (shared) {
-      if (const auto found = done_.find(&v); found != done_.end()) return found->second;
-      file_.budget().charge(kMemoEntryCost + cost(v), "the values it holds");
-    }
-    c10::IValue out;
+    if (!shared) return convert(v);
+    if (const auto found = done_.find(&v); found != done_.end()) return found->second;
+    file_.budget().charge(kMemoEntryCost + cost(v), "the values it holds");
+    auto out = convert(v);
+    done_.emplace(&v, out);
+    return out;
+  }
+
+ private:
+  c10::IValue convert(const Value& v) {
+    using Kind = Value::Kind;
     switch (v.kind) {
       case Kind::kNone:
-        break;
+        return {};
       case Kind::kBool:
-        out = v.boolean;
-        break;
+        return v.boolean;
       case Kind::kInt:
-        out = v.integer;
-        break;
+        return v.integer;
       case Kind::kFloat:
-        out = v.real;
-        break;
+        return v.real;
       case Kind::kString:
-        out = v.text;
-        break;
+        return v.text;
       case Kind::kTensor:
-        out = file_.tensor(*v.tensor);
-        break;
+        return file_.tensor(*v.tensor);
       case Kind::kTuple: {
         std::vector<c10::IValue> items;
         items.reserve(v.items.size());
         for (const auto& item : v.items) items.push_back((*this)(*item));
-        out = c10::ivalue::Tuple::create(std::move(items));
-        break;
+        return c10::ivalue::Tuple::create(std::move(items));
       }
       case Kind::kList: {
         c10::impl::GenericList list(c10::AnyType::get());
         list.reserve(v.items.size());
         for (const auto& item : v.items) list.push_back((*this)(*item));
-        out = list;
-        break;
+        return list;
       }
       case Kind::kDict: {
         c10::impl::GenericDict dict(c10::AnyType::get(), c10::AnyType::get());
         for (const auto& [key, value] : v.entries) dict.insert_or_assign((*this)(*key), (*this)(*value));
-        out = dict;
-        break;
+        return dict;
       }
       default:
         throw FileError(
             fmt::format("{}: holds a {}, which is not a plain value; read it with read_state_dict",
                         file_.name(), Value::kind_name(v.kind)));
     }
-    if (shared) done_.emplace(&v, out);
-    return out;
   }
 
- private:
   static constexpr uint64_t kMemoEntryCost = 64;  // a node of done_
 
   // What LibTorch allocates for the value's own IValue (its items are charged as they are converted).
