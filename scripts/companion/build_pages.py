@@ -177,113 +177,140 @@ def cpp_output_by_cell(cells, output):
     return by_cell
 
 
-def build_lesson(name, main, twin, bin_dir, work, seed, skipped=None):
-    """skipped: why this build has no such lesson (mp-lessons.txt); its page then shows the code of both sides
-    and the reason, and runs nothing."""
-    os.makedirs(work, exist_ok=True)
+def run_lesson(name, twin, bin_dir, work, seed, skipped):
+    """Runs the C++ lesson and its twin with the same seed: (C++ run, its values, its output lines, the twin's
+    cells by title or None, the twin's values, whether the twin ran). A skipped lesson runs nothing."""
     if skipped:
-        cpp_run = subprocess.CompletedProcess([], 0, "", "")
-        twin_run = twin
-        twin = None
-    else:
-        cpp_run = run([os.path.join(bin_dir, name), "--device", "cpu", "--seed", str(seed), "--out-dir", work])
+        return subprocess.CompletedProcess([], 0, "", ""), {}, [], None, {}, True
+    cpp_run = run([os.path.join(bin_dir, name), "--device", "cpu", "--seed", str(seed), "--out-dir", work])
     values, output = {}, []
-    if cpp_run.returncode == 0 and not skipped:
+    if cpp_run.returncode == 0:
         with open(os.path.join(work, "values.json")) as f:
             values = json.load(f)
         with open(os.path.join(work, "output.json")) as f:
             output = json.load(f)
+    if not twin:
+        return cpp_run, values, output, None, {}, True
+    cells_json = os.path.join(work, "python-cells.json")
+    values_json = os.path.join(work, "python-values.json")
+    py_run = run([sys.executable, os.path.join(HERE, "run_cells.py"), twin, cells_json, "--seed", str(seed),
+                  "--values", values_json])
+    py, py_values = None, {}
+    if os.path.exists(cells_json):
+        with open(cells_json) as f:
+            py = {c["title"]: c for c in json.load(f)["cells"]}
+    if os.path.exists(values_json):
+        with open(values_json) as f:
+            py_values = json.load(f)
+    return cpp_run, values, output, py, py_values, py_run.returncode == 0
+
+
+def compare_cell(printed, py_cell, values, py_values, cpp_only_labels):
+    """The values one cell recorded on both sides: (how many were compared, the differences)."""
+    compared, differences = 0, []
+    if py_cell is None:
+        return compared, differences
+    cpp_labels = [e["label"] for e in printed if "label" in e]
+    # CPP_ONLY, EXACT and SAME_BYTES are the twin's notes to the comparison, not values.
+    py_labels = [label for label in py_cell["labels"] if label not in ("CPP_ONLY", "EXACT", "SAME_BYTES")]
+    for label in dict.fromkeys(cpp_labels + py_labels):
+        if label in cpp_only_labels:
+            continue
+        if label not in values or label not in py_values:
+            differences.append(f"{label}: recorded by {'C++' if label in values else 'Python'} only")
+            continue
+        problem = compare(values[label], py_values[label])
+        compared += 1
+        if problem:
+            differences.append(f"{label}{problem}")
+    return compared, differences
+
+
+def cell_mark(skipped, py_cell, compared, differences):
+    if skipped:
+        return '<span class="mark plain">no ejecutada en esta compilación</span>'
+    if py_cell is None:
+        return '<span class="mark plain">solo C++: el cuaderno no tiene esta celda</span>'
+    if differences:
+        return f'<span class="mark differ">&#8800; {len(differences)} diferencia(s)</span>'
+    if compared:
+        return f'<span class="mark equal">&#10003; {compared} valor(es) iguales en Python y C++</span>'
+    return '<span class="mark plain">sin valores que comparar</span>'
+
+
+def cpp_side_html(main, cell, printed, pictures):
+    cpp_labels = [e["label"] for e in printed if "label" in e]
+    cpp_code = highlight(cell.source, CppLexer(), HtmlFormatter(nowrap=False))
+    for header, text in header_classes(os.path.dirname(main), cell.source):
+        cpp_code += (f'<div class="from">{html.escape(header)}:</div>'
+                     + highlight(text, CppLexer(), HtmlFormatter()))
+    cpp_text = "\n".join(e["text"] for e in printed)
+    return (f'<div class="side"><div class="lang cpp">C++ &middot; main.cpp, línea {cell.first_line}</div>'
+            f'<div class="code">{cpp_code}</div>'
+            + (f'<pre class="out">{html.escape(cpp_text)}</pre>' if cpp_text else "")
+            + "".join(f'<figure><img alt="{html.escape(label)}" src="data:image/png;base64,{png}"></figure>'
+                      for label, png in pictures.items() if label in cpp_labels)
+            + "</div>")
+
+
+def py_side_html(cell, py_cell, twin, twin_run, skipped):
+    """The notebook's side of a cell: its code, and when it ran, its output, error and figures. Empty when
+    the notebook has no such cell: the C++ then takes the whole width."""
+    if skipped and twin_run and cell.title in [c.title for c in py_cells(twin_run)]:
+        twin_source = next(c.source for c in py_cells(twin_run) if c.title == cell.title)
+        return ('<div class="side"><div class="lang py">Python &middot; el cuaderno</div>'
+                f'<div class="code">{highlight(twin_source, PythonLexer(), HtmlFormatter())}</div></div>')
+    if py_cell is None:
+        return ""
+    twin_source = next(c.source for c in py_cells(twin) if c.title == cell.title)
+    py_code = highlight(twin_source, PythonLexer(), HtmlFormatter())
+    out = py_cell["output"].rstrip("\n")
+    return ('<div class="side"><div class="lang py">Python &middot; el cuaderno</div>'
+            f'<div class="code">{py_code}</div>'
+            + (f'<pre class="out">{html.escape(out)}</pre>' if out else "")
+            + (f'<pre class="out error">{html.escape(py_cell["error"])}</pre>' if py_cell["error"] else "")
+            + "".join(f'<figure><img alt="figura de Python" src="data:image/png;base64,{png}"></figure>'
+                      for png in py_cell["figures"])
+            + "</div>")
+
+
+def cell_section(number, cell, mark, py_cell, py_side, cpp_side, differences):
+    diff_html = "".join(f'<p class="diff"><code>{html.escape(d)}</code></p>' for d in differences)
+    link = f'{NOTEBOOK}#{html.escape(anchor(cell.title))}'
+    section_link = (f'<a href="{link}" title="La sección del cuaderno">sección &laquo;'
+                    f'{html.escape(section_of(cell.title))}&raquo; en el cuaderno</a>'
+                    if py_cell is not None and not section_of(cell.title).startswith("Más allá") else "")
+    return (f'<section class="cell" id="cell-{number}" data-title="{html.escape(cell.title)}">'
+            f'<div class="cell-head"><span class="n">[{number}]</span><h2>{html.escape(cell.title)}</h2>'
+            f'{mark}{section_link}</div>'
+            f'<div class="pair{"" if py_side else " single"}">{py_side}{cpp_side}</div>{diff_html}</section>')
+
+
+def build_lesson(name, main, twin, bin_dir, work, seed, skipped=None):
+    """skipped: why this build has no such lesson (mp-lessons.txt); its page then shows the code of both sides
+    and the reason, and runs nothing."""
+    os.makedirs(work, exist_ok=True)
+    twin_run = twin if skipped else None
+    if skipped:
+        twin = None
+    cpp_run, values, output, py, py_values, py_ok = run_lesson(name, twin, bin_dir, work, seed, skipped)
     cells = cpp_cells(main)
     cpp_by_cell = cpp_output_by_cell(cells, output)
-    py = None
-    py_values = {}
-    if twin:
-        cells_json = os.path.join(work, "python-cells.json")
-        values_json = os.path.join(work, "python-values.json")
-        py_run = run([sys.executable, os.path.join(HERE, "run_cells.py"), twin, cells_json, "--seed", str(seed),
-                      "--values", values_json])
-        if os.path.exists(cells_json):
-            with open(cells_json) as f:
-                py = {c["title"]: c for c in json.load(f)["cells"]}
-        if os.path.exists(values_json):
-            with open(values_json) as f:
-                py_values = json.load(f)
-        py_ok = py_run.returncode == 0
-    else:
-        py_ok = True
     pictures = charts(name, values)
     cpp_only_labels = set(py_values.get("CPP_ONLY", []))
-
     parts = []
     equal_total, differ_total = 0, 0
     py_titles = [c.title for c in py_cells(twin)] if twin else []
     for number, (cell, printed) in enumerate(zip(cells, cpp_by_cell), start=1):
         py_cell = py.get(cell.title) if py and not cell.title.endswith(CPP_ONLY) else None
-        cpp_labels = [e["label"] for e in printed if "label" in e]
-        compared, differences = 0, []
-        if py_cell is not None:
-            # CPP_ONLY, EXACT and SAME_BYTES are the twin's notes to the comparison, not values.
-            py_labels = [label for label in py_cell["labels"] if label not in ("CPP_ONLY", "EXACT", "SAME_BYTES")]
-            for label in dict.fromkeys(cpp_labels + py_labels):
-                if label in cpp_only_labels:
-                    continue
-                if label not in values or label not in py_values:
-                    differences.append(f"{label}: recorded by {'C++' if label in values else 'Python'} only")
-                    continue
-                problem = compare(values[label], py_values[label])
-                compared += 1
-                if problem:
-                    differences.append(f"{label}{problem}")
-        if skipped:
-            mark = '<span class="mark plain">no ejecutada en esta compilación</span>'
-        elif py_cell is None:
-            mark = '<span class="mark plain">solo C++: el cuaderno no tiene esta celda</span>'
-        elif differences:
-            mark = f'<span class="mark differ">&#8800; {len(differences)} diferencia(s)</span>'
+        compared, differences = compare_cell(printed, py_cell, values, py_values, cpp_only_labels)
+        mark = cell_mark(skipped, py_cell, compared, differences)
+        if not skipped and py_cell is not None:
             differ_total += len(differences)
-        elif compared:
-            mark = f'<span class="mark equal">&#10003; {compared} valor(es) iguales en Python y C++</span>'
-            equal_total += compared
-        else:
-            mark = '<span class="mark plain">sin valores que comparar</span>'
-        cpp_code = highlight(cell.source, CppLexer(), HtmlFormatter(nowrap=False))
-        for header, text in header_classes(os.path.dirname(main), cell.source):
-            cpp_code += (f'<div class="from">{html.escape(header)}:</div>'
-                         + highlight(text, CppLexer(), HtmlFormatter()))
-        cpp_text = "\n".join(e["text"] for e in printed)
-        cpp_side = (f'<div class="side"><div class="lang cpp">C++ &middot; main.cpp, línea {cell.first_line}</div>'
-                    f'<div class="code">{cpp_code}</div>'
-                    + (f'<pre class="out">{html.escape(cpp_text)}</pre>' if cpp_text else "")
-                    + "".join(f'<figure><img alt="{html.escape(label)}" src="data:image/png;base64,{png}"></figure>'
-                              for label, png in pictures.items() if label in cpp_labels)
-                    + "</div>")
-        if skipped and twin_run and cell.title in [c.title for c in py_cells(twin_run)]:
-            twin_source = next(c.source for c in py_cells(twin_run) if c.title == cell.title)
-            py_side = ('<div class="side"><div class="lang py">Python &middot; el cuaderno</div>'
-                       f'<div class="code">{highlight(twin_source, PythonLexer(), HtmlFormatter())}</div></div>')
-        elif py_cell is not None:
-            twin_source = next(c.source for c in py_cells(twin) if c.title == cell.title)
-            py_code = highlight(twin_source, PythonLexer(), HtmlFormatter())
-            out = py_cell["output"].rstrip("\n")
-            py_side = ('<div class="side"><div class="lang py">Python &middot; el cuaderno</div>'
-                       f'<div class="code">{py_code}</div>'
-                       + (f'<pre class="out">{html.escape(out)}</pre>' if out else "")
-                       + (f'<pre class="out error">{html.escape(py_cell["error"])}</pre>' if py_cell["error"] else "")
-                       + "".join(f'<figure><img alt="figura de Python" src="data:image/png;base64,{png}"></figure>'
-                                 for png in py_cell["figures"])
-                       + "</div>")
-        else:
-            py_side = ""  # the notebook has no such cell: the C++ takes the whole width
-        diff_html = "".join(f'<p class="diff"><code>{html.escape(d)}</code></p>' for d in differences)
-        link = f'{NOTEBOOK}#{html.escape(anchor(cell.title))}'
-        section_link = (f'<a href="{link}" title="La sección del cuaderno">sección &laquo;'
-                        f'{html.escape(section_of(cell.title))}&raquo; en el cuaderno</a>'
-                        if py_cell is not None and not section_of(cell.title).startswith("Más allá") else "")
-        parts.append(
-            f'<section class="cell" id="cell-{number}" data-title="{html.escape(cell.title)}">'
-            f'<div class="cell-head"><span class="n">[{number}]</span><h2>{html.escape(cell.title)}</h2>'
-            f'{mark}{section_link}</div>'
-            f'<div class="pair{"" if py_side else " single"}">{py_side}{cpp_side}</div>{diff_html}</section>')
+            equal_total += compared if not differences else 0
+        py_side = py_side_html(cell, py_cell, twin, twin_run, skipped)
+        parts.append(cell_section(number, cell, mark, py_cell, py_side, cpp_side_html(main, cell, printed, pictures),
+                                  differences))
     missing_py = [t for t in py_titles if t not in [c.title for c in cells]]
     if skipped:
         twin = twin_run

@@ -7,256 +7,16 @@ Every file here is refused by the reader with one error line naming it. `load_ca
 """
 import os
 import struct
-import zipfile
-import zlib
 
-from make_hostile import archive, binunicode, glob, integer, tensor
-
-PROTO = b"\x80\x02"
-
-
-def put(i):
-    return b"r" + struct.pack("<I", i)
+from craft import (PROTO, get, mlp_records, module_object, pdict, put, s, shared_levels, sparse_record_zip,
+                   sparse_zip_claiming, torch_save_zip, torch_save_zip_with_names, torchscript,
+                   torchscript_like, two_end_records, with_classic_end, with_entry_field, with_zip64,
+                   with_zip64_locator_offset, zip64_extra_field_past_its_end)
+from make_hostile import archive, glob, integer, tensor
 
 
-def get(i):
-    return b"j" + struct.pack("<I", i)
-
-
-def pdict(*entries):
-    """A dict literal of (pickled key, pickled value) pairs."""
-    return b"}(" + b"".join(k + v for k, v in entries) + b"u"
-
-
-def s(text):
-    return binunicode(text)
-
-
-def module_object(attributes):
-    """A LibTorch module object (what torch::save writes): __torch__.Module built from a dict."""
-    return glob("__torch__", "Module") + b")\x81" + pdict(*attributes) + b"b"
-
-
-def torchscript(tensors=(), modules=()):
-    """What makes an archive a TorchScript one whose code declares __torch__.Module and its attributes, so
-    that its module objects are read (torch.jit.load refuses an attribute the code does not declare)."""
-    code = "class Module(Module):\n  training : bool\n" + "".join(
-        f'  __annotations__["{a}"] = Tensor\n' for a in tensors) + "".join(
-        f'  __annotations__["{a}"] = __torch__.Module\n' for a in modules)
-    return {"constants.pkl": PROTO + b").", "code/__torch__.py": code.encode()}
-
-
-def mlp_records(fill=b"\0"):
-    """Records and entries of a state dict that fits lesson 09's MLP (hidden 20 -> 256, out 256 -> 10)."""
-    shapes = {"hidden.weight": (256, 20), "hidden.bias": (256,), "output.weight": (10, 256), "output.bias": (10,)}
-    entries, records = [], {}
-    for i, (name, shape) in enumerate(shapes.items()):
-        numel = 1
-        for d in shape:
-            numel *= d
-        stride = (shape[1], 1) if len(shape) == 2 else (1,)
-        entries.append((s(name), tensor(key=str(i), numel=numel, size=shape, stride=stride)))
-        records[f"data/{i}"] = fill * (4 * numel)
-    return entries, records
-
-
-def write_zip(path, entries, deflate=()):
-    with zipfile.ZipFile(path, "w") as z:
-        for name, data in entries:
-            kind = zipfile.ZIP_DEFLATED if name in deflate else zipfile.ZIP_STORED
-            z.writestr(zipfile.ZipInfo(name), data, compress_type=kind)
-
-
-def shared_levels(depth, make_level, leaf):
-    """Level 0 is leaf (memoized as 0); level k holds level k-1 twice, once in full and once by GET."""
-    body = leaf + put(0)
-    for level in range(1, depth + 1):
-        body = make_level(body, get(level - 1)) + put(level)
-    return body
-
-
-def sparse_zip_claiming(path, gigabytes, zip64):
-    """A sparse file of `gigabytes` whose end record says its central directory fills all of it."""
-    pickle = PROTO + b"}."
-    name = b"archive/data.pkl"
-    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0x21, zlib.crc32(pickle), len(pickle),
-                        len(pickle), len(name), 0) + name + pickle
-    size = gigabytes << 30
-    with open(path, "wb") as f:
-        f.write(local)
-        f.truncate(size)
-        cd_offset = len(local)
-        if zip64:
-            z64_at = size - 22 - 20 - 56
-            cd_size = z64_at - cd_offset
-            f.seek(z64_at)
-            f.write(struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, 1, 1, cd_size, cd_offset))
-            f.write(struct.pack("<IIQI", 0x07064B50, 0, z64_at, 1))
-            f.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0))
-        else:
-            cd_size = size - 22 - cd_offset
-            f.seek(size - 22)
-            f.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, cd_size, cd_offset, 0))
-
-
-def two_end_records(path, trailing_valid):
-    """Two archives in one file. The last end-of-directory signature (the one PyTorch's reader, miniz,
-    takes) describes archive B; archive A's end record carries the rest of the file as its comment."""
-    import io
-    def zip_bytes(pickle, base):
-        buf = io.BytesIO()
-        buf.write(b"\0" * base)
-        with zipfile.ZipFile(buf, "a") as z:
-            z.writestr(zipfile.ZipInfo("archive/data.pkl"), pickle)
-        return buf.getvalue()
-    a_pickle = PROTO + pdict((s("a"), integer(1))) + b"."
-    b_pickle = PROTO + pdict((s("b"), integer(2))) + b"."
-    b = zip_bytes(b_pickle, 0)
-    b_end = b[-22:]
-    whole = zip_bytes(a_pickle, len(b) - 22)  # archive A laid after archive B's entries and directory
-    a_part = b[:-22] + whole[len(b) - 22:]
-    a_end = a_part[-22:]
-    tail = b_end if trailing_valid else b_end[:20] + struct.pack("<H", 100)
-    a_end = a_end[:20] + struct.pack("<H", len(tail) + 3)
-    with open(path, "wb") as f:
-        f.write(a_part[:-22] + a_end + tail + b"\0\0\0")
-
-
-def sparse_record_zip(path, pickle, record_bytes, small_records=()):
-    """A stored archive whose record data/0 holds `record_bytes` zeros as a hole in a sparse file, beside
-    data.pkl, small records and the version: a huge storage that costs no disk."""
-    entries = [("archive/data.pkl", pickle)] + [("archive/" + n, d) for n, d in small_records]
-    crc = 0
-    chunk = b"\0" * (1 << 20)
-    for _ in range(record_bytes >> 20):
-        crc = zlib.crc32(chunk, crc)
-    crc = zlib.crc32(b"\0" * (record_bytes & ((1 << 20) - 1)), crc)
-    directory = b""
-    with open(path, "wb") as f:
-        def local(name, size, crc32):
-            at = f.tell()
-            n = name.encode()
-            f.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0x21, crc32, size, size, len(n), 0) + n)
-            return struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 0, 0, 0x21, crc32, size, size, len(n),
-                               0, 0, 0, 0, 0, at) + n
-        for name, data in entries:
-            directory += local(name, len(data), zlib.crc32(data))
-            f.write(data)
-        directory += local("archive/data/0", record_bytes, crc)
-        f.seek(record_bytes, os.SEEK_CUR)
-        directory += local("archive/version", 2, zlib.crc32(b"3\n"))
-        f.write(b"3\n")
-        count = len(entries) + 2
-        cd_at = f.tell()
-        f.write(directory)
-        f.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, count, count, len(directory), cd_at, 0))
-
-
-def torch_save_zip(folder="archive"):
-    """The bytes of a stored archive as torch.save lays it out, with a one-tensor state dict, under `folder`."""
-    import io
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for name, data in [("data.pkl", PROTO + pdict((s("w"), tensor())) + b"."), ("data/0", b"\0" * 16),
-                           ("version", b"3\n")]:
-            z.writestr(zipfile.ZipInfo(folder + "/" + name), data)
-    return buf.getvalue()
-
-
-def torch_save_zip_with_names(renamed=None, values=None, extra=None):
-    """torch_save_zip's archive with records renamed ({old: new}), given other bytes ({name: bytes}), and
-    records added ({name: bytes}), in that order."""
-    import io
-    renamed, values, extra = renamed or {}, values or {}, extra or {}
-    records = [("data.pkl", PROTO + pdict((s("w"), tensor())) + b"."), ("data/0", b"\0" * 16), ("version", b"3\n")]
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for name, data in [(renamed.get(n, n), d) for n, d in records] + list(extra.items()):
-            z.writestr(zipfile.ZipInfo("archive/" + name), values.get(name, data))
-    return buf.getvalue()
-
-
-def end_record(data):
-    at = data.rindex(struct.pack("<I", 0x06054B50))
-    return at, list(struct.unpack("<IHHHHIIH", data[at:at + 22]))
-
-
-def with_classic_end(data, **fields):
-    """The archive with fields of its end record changed: disk, cd_disk, entries_here, entries."""
-    at, e = end_record(data)
-    for name, value in fields.items():
-        e[["sig", "disk", "cd_disk", "entries_here", "entries", "cd_size", "cd_offset", "comment"].index(name)] = value
-    return data[:at] + struct.pack("<IHHHHIIH", *e) + data[at + 22:]
-
-
-def with_zip64(data, locator_disks=1, record_size=44, disk=0, cd_disk=0, entries_here=None, entries=None):
-    """The archive with a zip64 end record and its locator before the end record, which then says 0xFFFF
-    and 0xFFFFFFFF as zip64 writers do; the zip64 record's fields as given."""
-    at, e = end_record(data)
-    count = e[4]
-    z64 = struct.pack("<IQHHIIQQQQ", 0x06064B50, record_size, 45, 45, disk, cd_disk,
-                      count if entries_here is None else entries_here, count if entries is None else entries,
-                      e[5], e[6])
-    locator = struct.pack("<IIQI", 0x07064B50, 0, at, locator_disks)
-    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
-    return data[:at] + z64 + locator + end
-
-
-def with_zip64_locator_offset(data, offset):
-    """A zip64 archive whose locator points at `offset` for its zip64 record."""
-    z = with_zip64(data)
-    at = z.rindex(struct.pack("<I", 0x07064B50))
-    return z[:at + 8] + struct.pack("<Q", offset) + z[at + 16:]
-
-
-def zip64_extra_field_past_its_end(data):
-    """The archive with its last entry's sizes at 0xFFFFFFFF (in zip64's extra field) and an extra field
-    whose length runs past the extra data. The entry is the last in the directory, so the other entries
-    keep their places."""
-    at, e = end_record(data)
-    p, last = e[6], None
-    while p < at:
-        n, x, c = struct.unpack("<HHH", data[p + 28:p + 34])
-        last = p
-        p += 46 + n + x + c
-    n, x, c = struct.unpack("<HHH", data[last + 28:last + 34])
-    header = bytearray(data[last:last + 46 + n])
-    struct.pack_into("<II", header, 20, 0xFFFFFFFF, 0xFFFFFFFF)
-    extra = struct.pack("<HH", 0x0001, 40) + b"\0" * 16  # says 40 bytes, holds 16
-    struct.pack_into("<H", header, 30, len(extra))
-    directory = data[e[6]:last] + bytes(header) + extra
-    e[5] = len(directory)
-    return data[:e[6]] + directory + struct.pack("<IHHHHIIH", *e)
-
-
-def with_entry_field(data, offset, fmt, value):
-    """The archive with one field of every central directory entry changed (offset within the entry)."""
-    at, e = end_record(data)
-    out = bytearray(data)
-    p = e[6]
-    while p < at:
-        struct.pack_into(fmt, out, p + offset, value)
-        n, x, c = struct.unpack("<HHH", out[p + 28:p + 34])
-        p += 46 + n + x + c
-    return bytes(out)
-
-
-def torchscript_like(path, code):
-    """A torch::save-style archive (constants.pkl, code/) whose code defines a method, written as `code`."""
-    pickle = PROTO + module_object([(s("training"), b"\x88")]) + b"."
-    write_zip(path, [("archive/data.pkl", pickle), ("archive/constants.pkl", PROTO + b")."),
-                     ("archive/code/__torch__.py", code.encode()), ("archive/version", b"1\n")],
-              deflate=("archive/code/__torch__.py",))
-
-
-def main(out, case, resume_case):
-    def path(name):
-        return os.path.join(out, name + ".pt")
-
+def cases_1(out, case, resume_case):
     good = tensor()
-    one = {"data/0": b"\0" * 4}
-    mlp_entries, mlp_recs = mlp_records()
-
     # 1. Shared references: 2^depth paths through a few KB.
     case("shared_dicts", "entry 'a' is a dict, not a tensor",
          PROTO + shared_levels(40, lambda body, again: b"}(" + s("a") + body + s("b") + again + b"u",
@@ -278,6 +38,8 @@ def main(out, case, resume_case):
                                                                                       (s("b"), again)),
                                                          pdict((s("w"), good))))) + b".")
 
+
+def cases_2(out, case, resume_case):
     # 2. Dicts of many keys: each key must not scan the ones before it.
     many = 100000
     case("dict_of_100k_int_keys", "a state dict's keys are strings",
@@ -292,6 +54,9 @@ def main(out, case, resume_case):
          + b"u.")
     resume_case("dict_of_100k_keys", PROTO + b"}(" + b"".join(integer(i) + b"N" for i in range(many)) + b"u.")
 
+
+def cases_3(out, case, resume_case):
+    one = {"data/0": b"\0" * 4}
     # 3. Views: a tensor's extent is its shape, not its storage; no view may be copied out to be checked.
     case("stride_zero_2gib", "does not fit the model",
          PROTO + pdict((s("hidden.weight"), tensor(numel=1, size=(1 << 15, 1 << 14), stride=(0, 0)))) + b".",
@@ -316,6 +81,9 @@ def main(out, case, resume_case):
                                                    tensor(numel=1, size=(1 << 15, 1 << 14), stride=(0, 0)))))) +
                 b".", records=one)
 
+
+def cases_4(out, case, resume_case):
+    one = {"data/0": b"\0" * 4}
     # 4. The machine's own memory: each value costs what it is, drawn from one budget.
     case("a_million_nones", "holds a list, not a dict", PROTO + b"](" + b"N" * 1000000 + b"e.")
     case("a_million_empty_tuples", "holds a list, not a dict", PROTO + b"](" + b")" * 1000000 + b"e.")
@@ -326,6 +94,11 @@ def main(out, case, resume_case):
          PROTO + b"](" + (b"X" + struct.pack("<I", 1 << 20) + b"x" * (1 << 20)) * 60 + b"e.")
     resume_case("a_million_nones", PROTO + b"](" + b"N" * 1000000 + b"e.")
 
+
+def cases_5(out, case, resume_case):
+    def path(name):
+        return os.path.join(out, name + ".pt")
+
     # 5. The central directory is as large as its end record says only if the file holds it.
     sparse = [("directory_claims_3gib", 3, False), ("directory_claims_40gib_zip64", 40, True)]
     for name, gigabytes, zip64 in sparse:
@@ -335,6 +108,9 @@ def main(out, case, resume_case):
             continue  # a filesystem without sparse files: the case is left out
         case(name, "zip64 directory larger than PyTorch reads" if zip64 else "directory is damaged", None)
 
+
+def cases_6(out, case, resume_case):
+    one = {"data/0": b"\0" * 4}
     # 6. Errors from LibTorch or the allocator name the file too.
     case("int_tensor_requiring_grad", "only floating-point tensors can require gradients",
          PROTO + pdict((s("w"), tensor(dtype="LongStorage", numel=2, size=(2,)).replace(b"\x89", b"\x88", 1)))
@@ -342,10 +118,21 @@ def main(out, case, resume_case):
     case("numel_past_int64", "more elements than",
          PROTO + pdict((s("w"), tensor(numel=1, size=(1 << 40, 1 << 40), stride=(0, 0)))) + b".", records=one)
 
+
+def cases_7(out, case, resume_case):
+    one = {"data/0": b"\0" * 4}
     # 7. Arithmetic on values from the file, checked.
     case("empty_tensor_with_huge_sizes", "does not fit the model",
          PROTO + pdict((s("w"), tensor(numel=1, size=(0, 1 << 62, 4), stride=(1, 1, 1)))) + b".", records=one)
 
+
+def cases_8(out, case, resume_case):
+    def path(name):
+        return os.path.join(out, name + ".pt")
+
+    good = tensor()
+    one = {"data/0": b"\0" * 4}
+    mlp_entries, mlp_recs = mlp_records()
     # 8. Files that could be read two ways: read as PyTorch reads them, or refused.
     two_end_records(path("two_end_records"), trailing_valid=False)
     case("two_end_records", "end record", None)
@@ -385,6 +172,11 @@ def main(out, case, resume_case):
     case("dict_with_int_and_str_key", "a state dict's keys are strings",
          PROTO + pdict((s("0"), good), (integer(0), good)) + b".")
 
+
+def cases_9(out, case, resume_case):
+    def path(name):
+        return os.path.join(out, name + ".pt")
+
     # 9. TorchScript methods, however they are spelt.
     spellings = {
         "def_tab": "class Planted(Module):\n  def\t__setstate__(self, state):\n    pass\n",
@@ -397,6 +189,9 @@ def main(out, case, resume_case):
         torchscript_like(path("code_" + name), code)
         case("code_" + name, "defines", None)
 
+
+def cases_10(out, case, resume_case):
+    good = tensor()
     # 10. Bytes from the file are quoted before they reach a terminal.
     case("key_with_escape_sequence", "\\x1b[31m",
          PROTO + pdict((s("\x1b[31mhidden.weight\x07\r"), good)) + b".")
@@ -409,6 +204,9 @@ def main(out, case, resume_case):
     case("storage_key_with_control_bytes", "\\x1b",
          PROTO + pdict((s("w"), tensor(key="\x1b]0;owned\x07"))) + b".")
 
+
+def cases_11(out, case, resume_case):
+    one = {"data/0": b"\0" * 4}
     # 11. What converted values really cost: a tensor or a string reached many times through the memo is
     # one object, as in Python; a dict costs its hash table.
     dims64 = tensor(numel=1, size=(1,) * 64, stride=(1,) * 64)
@@ -424,6 +222,8 @@ def main(out, case, resume_case):
     resume_case("memo_refs_to_a_string_as_dict_keys",
                 PROTO + b"](" + s("k" * (1 << 20)) + put(0) + (b"}" + get(0) + b"Ns") * 2000 + b"e.")
 
+
+def cases_12(out, case, resume_case):
     # 12. A small view of a huge storage keeps what it views: 5 KB (a generator state's size) of a 256 MiB
     # record (2.5 times the memory bound; the 1 GiB of the first report would only take longer to read),
     # reached as a checkpoint's rng_state, alone, and twice at both ends of the record.
@@ -439,6 +239,12 @@ def main(out, case, resume_case):
             continue  # a filesystem without sparse files: the case is left out
         resume_case(name, None)
 
+
+def cases_13(out, case, resume_case):
+    def path(name):
+        return os.path.join(out, name + ".pt")
+
+    one = {"data/0": b"\0" * 4}
     # 13. The zip archive's directory, checked as miniz (PyTorch's zip reader, 1.13's copy and 2.6's) checks
     # it: one file per check, each a valid archive with that one field changed. docs/RELIABILITY.md's table.
     def raw(name, data):
@@ -481,6 +287,9 @@ def main(out, case, resume_case):
         raw(name, data)
         case(name, expected, None)
 
+
+def cases_14(out, case, resume_case):
+    good = tensor()
     # 14. Each callable by the opcode PyTorch's unpicklers accept it by: functions by REDUCE, TorchScript's
     # classes by NEWOBJ (1.13 and 2.6 refuse a tensor made by NEWOBJ; 2.6 would make an empty
     # OrderedDict by NEWOBJ where 1.13 refuses it).
@@ -510,6 +319,8 @@ def main(out, case, resume_case):
     for name, target in {"dict": b"}", "ordered_dict": od_reduce, "tuple": b")"}.items():
         case("appends_of_nothing_to_a_" + name, "APPENDS to a", PROTO + target + b"(e.")
 
+
+def cases_7b(out, case, resume_case):
     # 7 (continued). A checkpoint's settings are input too: each within the range its option accepts.
     def checkpoint(**settings):
         run = {"epochs": integer(3), "batch_size": integer(32), "examples": integer(2048), "seed": integer(0),
@@ -524,3 +335,8 @@ def main(out, case, resume_case):
     resume_case("lr_negative", checkpoint(lr=b"G" + struct.pack(">d", -0.05)))
     resume_case("lr_infinite", checkpoint(lr=b"G" + struct.pack(">d", float("inf"))))
     resume_case("epochs_at_int64_max", checkpoint(epochs=integer(2**63 - 1)))
+
+
+def main(out, case, resume_case):
+    for cases in (cases_1, cases_2, cases_3, cases_4, cases_5, cases_6, cases_7, cases_8, cases_9, cases_10, cases_11, cases_12, cases_13, cases_14, cases_7b):
+        cases(out, case, resume_case)

@@ -59,11 +59,9 @@ def f32(*values):
     return struct.pack("<%df" % len(values), *values)
 
 
-def single_cases():
-    """(name, why, bytes) for every single-file case."""
-    deep = lambda d, o="[", c="]": obj(entry(extra=',"extra":' + o * d + c * d))  # noqa: E731
-    deep_objects = lambda d: obj(entry(extra=',"extra":' + '{"a":' * d + "1" + "}" * d))  # noqa: E731
-    yield from [
+def header_length_cases():
+    """The 8-byte header length."""
+    return [
         # The 8-byte header length.
         ("empty_file", "a file of 0 bytes", b""),
         ("shorter_than_8", "a file of 7 bytes, shorter than the header length", b"\x02\0\0\0\0\0\0"),
@@ -77,6 +75,14 @@ def single_cases():
         ("header_length_100000000", "header length 100,000,000, the limit itself, in a short file",
          st("{}", b"", n=100_000_000)),
         ("header_cuts_json", "a header length that ends the header inside the JSON", st("{" + X + "}", D8, n=20)),
+    ]
+
+
+def json_cases():
+    """The header: one JSON object, nested within serde_json's limit, each key once."""
+    deep = lambda d, o="[", c="]": obj(entry(extra=',"extra":' + o * d + c * d))  # noqa: E731
+    deep_objects = lambda d: obj(entry(extra=',"extra":' + '{"a":' * d + "1" + "}" * d))  # noqa: E731
+    return [
         # The header is one JSON object.
         ("header_not_json", "the header is not JSON", st("not json", b"")),
         ("header_array", "the header is a JSON array", st("[]", b"")),
@@ -139,6 +145,12 @@ def single_cases():
         ("number_near_max_double_read_by_serde", "179769313486231581e291 in an unknown field",
          obj(entry(extra=',"u":179769313486231581e291'))),
         ("number_1e308", "1e308 in an unknown field: read by both", obj(entry(extra=',"u":1e308'))),
+    ]
+
+
+def entry_cases():
+    """Each tensor entry: its fields, dtype and shape."""
+    return [
         # Entries.
         ("missing_dtype", "an entry without dtype", st('{"x":{"shape":[2],"data_offsets":[0,8]}}')),
         ("missing_shape", "an entry without shape", st('{"x":{"dtype":"F32","data_offsets":[0,8]}}')),
@@ -196,6 +208,12 @@ def single_cases():
         ("scalar", "shape [] I32: a 0-dim tensor of 4 bytes",
          obj(entry(dtype='"I32"', shape="[]", offsets="[0,4]"), data=b"\7\0\0\0")),
         ("scalar_without_data", "shape [] F32 with no bytes", obj(entry(shape="[]", offsets="[0,0]"), data=b"")),
+    ]
+
+
+def offset_cases():
+    """data_offsets: where each tensor lies."""
+    return [
         # data_offsets.
         ("offsets_overlap", "a [0,8] and b [4,12]", obj(entry("a"), entry("b", offsets="[4,12]"), data=f32(1, 2, 3))),
         ("offsets_same_range", "a and b both [0,8]", obj(entry("a"), entry("b"))),
@@ -226,6 +244,12 @@ def single_cases():
          obj(X, data=b"\xff\xff\xff\xff\x01\x00\x80\x7f")),
         ("bool_not_0_or_1", "BOOL bytes 02 FF 00 01, kept as they are",
          obj(entry(dtype='"BOOL"', shape="[4]", offsets="[0,4]"), data=b"\x02\xff\x00\x01")),
+    ]
+
+
+def metadata_cases():
+    """__metadata__, UTF-8 and strings."""
+    return [
         # __metadata__.
         ("metadata_null", "__metadata__ null: as if absent", st('{"__metadata__":null,' + X + "}")),
         ("metadata_empty", "__metadata__ {}", st('{"__metadata__":{},' + X + "}")),
@@ -263,6 +287,11 @@ def single_cases():
         ("escape_solidus", "a name with \\/", obj(entry("a\\/b"))),
         ("escape_invalid", "a name with \\x41", obj(entry("a\\x41"))),
     ]
+
+def single_cases():
+    """(name, why, bytes) for every single-file case."""
+    for cases in (header_length_cases, json_cases, entry_cases, offset_cases, metadata_cases):
+        yield from cases()
     # dtypes: those this PyTorch may lack (refused by 1.13) and the sub-byte ones.
     for dtype, shape, size in (("U16", 2, 4), ("U32", 2, 8), ("U64", 2, 16), ("F8_E5M2", 2, 2), ("F8_E4M3", 2, 2),
                                ("F8_E8M0", 2, 2), ("F8_E4M3FNUZ", 2, 2), ("F8_E5M2FNUZ", 2, 2), ("F4", 2, 1),
