@@ -16,7 +16,7 @@ endfunction()
 
 # mp_add_test(name SOURCES file.cpp... [LESSONS NN_name...] [DEFINITIONS NAME=value...]): a GoogleTest
 # executable bin/<name>, its tests discovered by ctest with the label "unit". It runs in the build folder
-# and is built after the LESSONS whose binaries it drives.
+# and is built after the LESSONS whose binaries it drives, linking their parts.
 function(mp_add_test name)
   cmake_parse_arguments(ARG "" "" "SOURCES;LESSONS;DEFINITIONS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
@@ -24,6 +24,9 @@ function(mp_add_test name)
   target_compile_definitions(${name} PRIVATE ${ARG_DEFINITIONS})
   foreach(lesson IN LISTS ARG_LESSONS)
     add_dependencies(${name} ${lesson})
+    if(TARGET ${lesson}_parts)
+      target_link_libraries(${name} PRIVATE ${lesson}_parts)
+    endif()
   endforeach()
   mp_use_pch(${name})
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 WORKING_DIRECTORY ${CMAKE_BINARY_DIR}
@@ -31,7 +34,7 @@ function(mp_add_test name)
 endfunction()
 
 # mp_add_lesson([WHOLE_COMMON] [LIBRARY name SOURCES file.cpp... [CUDA_SOURCES file.cu...]]), called from
-# lessons/NN_name/CMakeLists.txt: the folder's main.cpp and other .cpp files become bin/NN_name, run as
+# lessons/NN_name/CMakeLists.txt: the folder's main.cpp (with its other .cpp files) becomes bin/NN_name, run as
 # the ctest smoke test lesson.NN_name; tests/test_name.cpp, when it exists, becomes bin/test_name; the
 # Python twin data/python/NN_name.py, when it exists, is compared with the lesson by parity.NN_name.
 # A lesson links common_base, or with WHOLE_COMMON all of common (weights files, training, data
@@ -43,16 +46,25 @@ function(mp_add_lesson)
   get_filename_component(lesson ${CMAKE_CURRENT_SOURCE_DIR} NAME)
   string(REGEX REPLACE "^[0-9][0-9]_" "" short ${lesson})
   set_property(GLOBAL APPEND PROPERTY MP_LESSONS ${lesson})
-  set(exe_sources main.cpp)
-  if(NOT ARG_LIBRARY)
-    file(GLOB exe_sources CONFIGURE_DEPENDS *.cpp)
-  endif()
-  add_executable(${lesson} ${exe_sources})
+  add_executable(${lesson} main.cpp)
   set(common_part common_base)
   if(ARG_WHOLE_COMMON)
     set(common_part common)
   endif()
   target_link_libraries(${lesson} PRIVATE ${common_part})
+  # The folder's other .cpp files (a lesson with a LIBRARY keeps its sources for that library) make the
+  # library NN_name_parts, which the lesson and the tests that drive it link.
+  set(parts "")
+  if(NOT ARG_LIBRARY)
+    file(GLOB parts CONFIGURE_DEPENDS *.cpp)
+    list(REMOVE_ITEM parts ${CMAKE_CURRENT_SOURCE_DIR}/main.cpp)
+  endif()
+  if(parts)
+    add_library(${lesson}_parts STATIC ${parts})
+    target_link_libraries(${lesson}_parts PUBLIC ${common_part})
+    mp_use_pch(${lesson}_parts)
+    target_link_libraries(${lesson} PRIVATE ${lesson}_parts)
+  endif()
   if(ARG_LIBRARY)
     set(sources ${ARG_SOURCES})
     if(MP_CUDA)
