@@ -6,6 +6,7 @@ usage: operator_from_python.py LIBRARY opcheck|compile|inputs|stable [STABLE_LIB
 "stable" compares modelos_stable::linear_relu, the same forward built against LibTorch's stable ABI, with
 the operator. Exit 0 when it holds, 1 when not, 77 (skipped, with the reason) when this PyTorch lacks the piece.
 """
+import importlib.util
 import os
 import sys
 
@@ -137,14 +138,12 @@ CHECKS = {"opcheck": check_opcheck, "compile": check_compile, "inputs": check_in
 
 
 def main():
-    if os.environ.get("MP_PYTHON_CANNOT_LOAD"):
-        print("skipped: " + os.environ["MP_PYTHON_CANNOT_LOAD"])
+    cannot = os.environ.get("MP_PYTHON_CANNOT_LOAD") or (
+        None if importlib.util.find_spec("torch") else "this python3 has no torch")
+    if cannot:
+        print("skipped: " + cannot)
         return 77
-    try:
-        import torch
-    except ImportError:
-        print("skipped: this python3 has no torch")
-        return 77
+    import torch
     library, what = sys.argv[1:3]
     stable = sys.argv[3] if len(sys.argv) > 3 else "none"
     if what not in CHECKS:

@@ -36,6 +36,12 @@ double mlp_flops(int64_t batch, int64_t hidden_units) {
   return 2.0 * b * (20.0 * h + h * 10.0);
 }
 
+// Reports the rate of `flops` per iteration as the row's GFLOP/s.
+void count_flops(benchmark::State& state, double flops) {
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+
 // Runs fn(X) per iteration; range(0) == 1 under c10::InferenceMode, else in grad mode (the default).
 template <typename Fn>
 void run_model(benchmark::State& state, torch::Tensor X, Fn&& fn) {
@@ -160,9 +166,7 @@ void BM_Floor(benchmark::State& state) {
     at::addmm_out(Y, b2, H, W2);
     benchmark::DoNotOptimize(Y.data_ptr());
   }
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(mlp_flops(batch, hidden_units), benchmark::Counter::kIsIterationInvariantRate,
-                         benchmark::Counter::kIs1000);
+  count_flops(state, mlp_flops(batch, hidden_units));
 }
 
 // The floor of the same operations as the notes' MLP makes: the weights as nn::Linear keeps them, [out, in],
@@ -200,9 +204,7 @@ void BM_MLPBatch(benchmark::State& state) {
   torch::nn::Sequential net(hidden, torch::nn::ReLU(), out);
   auto X = torch::rand({batch, 20});
   for (auto _ : state) benchmark::DoNotOptimize(net->forward(X));
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(mlp_flops(batch, hidden_units), benchmark::Counter::kIsIterationInvariantRate,
-                         benchmark::Counter::kIs1000);
+  count_flops(state, mlp_flops(batch, hidden_units));
 }
 
 // The same three modules called one after the other, without nn::Sequential: what remains of the small
@@ -244,9 +246,7 @@ void BM_MatmulThroughput(benchmark::State& state) {
   auto b = torch::rand({n, n});
   auto c = torch::empty({n, n});
   for (auto _ : state) at::mm_out(c, a, b);
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(2.0 * std::pow(static_cast<double>(n), 3),
-                         benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  count_flops(state, 2.0 * std::pow(static_cast<double>(n), 3));
 }
 
 // About 100 million float32 parameters in 10 tensors.
