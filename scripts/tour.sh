@@ -27,9 +27,12 @@ fi
 
 build_dir=${MP_BUILD_DIR:-build}
 # CMake lists the lessons this configuration builds, and why it skips any: configure when that list is
-# missing or older than CMakeLists.txt. A folder scripts/build.sh made is used as it is.
+# missing or older than a build file or the lessons folder (a lesson added). A folder scripts/build.sh made
+# is used as it is.
 list=$build_dir/mp-lessons.txt
-if [ ! -f "$build_dir/CMakeCache.txt" ] || [ ! -f "$list" ] || [ CMakeLists.txt -nt "$list" ]; then
+if [ ! -f "$build_dir/CMakeCache.txt" ] || [ ! -f "$list" ] ||
+  [ -n "$(find CMakeLists.txt cmake lessons -maxdepth 2 \( -name CMakeLists.txt -o -name '*.cmake' -o -type d \) \
+    -newer "$list" -print -quit)" ]; then
   generator=()
   if [ ! -f "$build_dir/CMakeCache.txt" ] && command -v ninja >/dev/null; then generator=(-G Ninja); fi
   cmake -S . -B "$build_dir" "${generator[@]}" -DCMAKE_EXPORT_COMPILE_COMMANDS=ON
