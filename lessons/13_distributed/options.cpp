@@ -1,7 +1,9 @@
 // Lesson 13's options, and who this process is: one rank of a group, or the launcher that starts them all.
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
 
+#include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
 #include "common/training/options.h"
