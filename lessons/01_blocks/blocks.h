@@ -5,6 +5,9 @@
 
 namespace blocks {
 
+// The lesson as --help introduces it.
+inline constexpr const char* kAbout = "Bloques: a Sequential MLP and the same MLP as a block of our own";
+
 // Sequential(Linear(20, 256), ReLU(), Linear(256, 10)), with the layers built one after another.
 // Written inline as Sequential(Linear(20, 256), ReLU(), Linear(256, 10)), C++ may construct the
 // arguments in any order (GCC builds the last one first, clang the first), so the generator could fill the

@@ -7,8 +7,7 @@
 #include "lessons/01_blocks/blocks.h"
 
 int main(int argc, char** argv) try {
-  const common::Options options(
-      "01_blocks", "Bloques: a Sequential MLP and the same MLP as a block of our own", argc, argv);
+  const common::Options options("01_blocks", blocks::kAbout, argc, argv);
   torch::manual_seed(options.seed);
   common::Lesson lesson(options);
 

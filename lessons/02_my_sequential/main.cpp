@@ -8,8 +8,7 @@
 #include "lessons/02_my_sequential/my_sequential.h"
 
 int main(int argc, char** argv) try {
-  const common::Options options("02_my_sequential", "El Bloque Sequential: a Sequential of our own", argc,
-                                argv);
+  const common::Options options("02_my_sequential", my_sequential::kAbout, argc, argv);
   torch::manual_seed(options.seed);
   common::Lesson lesson(options);
 

@@ -8,6 +8,9 @@
 
 namespace my_sequential {
 
+// The lesson as --help introduces it.
+inline constexpr const char* kAbout = "El Bloque Sequential: a Sequential of our own";
+
 // Blocks added one by one, registered as children "0", "1", "2", ... (the notes' self._modules), and
 // run in that order by forward.
 class MySequentialImpl : public torch::nn::Module {

@@ -5,6 +5,9 @@
 
 namespace fixed_hidden_mlp {
 
+// The lesson as --help introduces it.
+inline constexpr const char* kAbout = "Code in forward: a constant weight, a reused layer, a loop";
+
 class FixedHiddenMLPImpl : public torch::nn::Module {
  public:
   FixedHiddenMLPImpl() {

@@ -9,8 +9,7 @@
 #include "lessons/03_fixed_hidden_mlp/fixed_hidden_mlp.h"
 
 int main(int argc, char** argv) try {
-  const common::Options options("03_fixed_hidden_mlp",
-                                "Code in forward: a constant weight, a reused layer, a loop", argc, argv);
+  const common::Options options("03_fixed_hidden_mlp", fixed_hidden_mlp::kAbout, argc, argv);
   torch::manual_seed(options.seed);
   common::Lesson lesson(options);
 

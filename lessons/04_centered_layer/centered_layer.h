@@ -4,6 +4,9 @@
 
 namespace centered_layer {
 
+// The lesson as --help introduces it.
+inline constexpr const char* kAbout = "Capas sin Parámetros: a layer with no parameters";
+
 // Subtracts the mean of its input.
 class CenteredLayerImpl : public torch::nn::Module {
  public:

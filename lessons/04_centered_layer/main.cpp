@@ -7,8 +7,7 @@
 #include "lessons/04_centered_layer/centered_layer.h"
 
 int main(int argc, char** argv) try {
-  const common::Options options("04_centered_layer", "Capas sin Parámetros: a layer with no parameters", argc,
-                                argv);
+  const common::Options options("04_centered_layer", centered_layer::kAbout, argc, argv);
   torch::manual_seed(options.seed);
   common::Lesson lesson(options);
 

@@ -7,7 +7,7 @@
 #include "lessons/05_my_linear/my_linear.h"
 
 int main(int argc, char** argv) try {
-  const common::Options options("05_my_linear", "Capas con parámetros: a dense layer of our own", argc, argv);
+  const common::Options options("05_my_linear", my_linear::kAbout, argc, argv);
   torch::manual_seed(options.seed);
   common::Lesson lesson(options);
 

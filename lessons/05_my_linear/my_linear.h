@@ -4,6 +4,9 @@
 
 namespace my_linear {
 
+// The lesson as --help introduces it.
+inline constexpr const char* kAbout = "Capas con parámetros: a dense layer of our own";
+
 class MyLinearImpl : public torch::nn::Module {
  public:
   MyLinearImpl(int64_t in_units, int64_t units) {

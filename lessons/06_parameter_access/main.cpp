@@ -13,8 +13,7 @@ using parameter_access::Block;
 using parameter_access::block2;
 
 int main(int argc, char** argv) try {
-  const common::Options options("06_parameter_access", "Gestión de parámetros: reaching a model's parameters",
-                                argc, argv);
+  const common::Options options("06_parameter_access", parameter_access::kAbout, argc, argv);
   torch::manual_seed(options.seed);
   common::Lesson lesson(options);
 

@@ -7,6 +7,9 @@
 
 namespace parameter_access {
 
+// The lesson as --help introduces it.
+inline constexpr const char* kAbout = "Gestión de parámetros: reaching a model's parameters";
+
 // The notes' net for this part: Sequential(Linear(4, 8), ReLU(), Linear(8, 1)), built in order.
 inline torch::nn::Sequential make_net() {
   torch::nn::Linear first(4, 8);

@@ -10,8 +10,7 @@
 using namespace parameter_init;
 
 int main(int argc, char** argv) try {
-  const common::Options options("07_parameter_init",
-                                "Inicialización de parámetros: built-in and custom initialisers", argc, argv);
+  const common::Options options("07_parameter_init", parameter_init::kAbout, argc, argv);
   torch::manual_seed(options.seed);
   common::Lesson lesson(options);
 

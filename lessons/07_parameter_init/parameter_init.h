@@ -5,6 +5,9 @@
 
 namespace parameter_init {
 
+// The lesson as --help introduces it.
+inline constexpr const char* kAbout = "Inicialización de parámetros: built-in and custom initialisers";
+
 // Sequential(Linear(4, 8), ReLU(), Linear(8, 1)), built in order.
 inline torch::nn::Sequential make_net() {
   torch::nn::Linear first(4, 8);

@@ -4,10 +4,10 @@
 
 #include "common/lesson/lesson.h"
 #include "common/lesson/params.h"
+#include "lessons/08_tied_parameters/tied_parameters.h"
 
 int main(int argc, char** argv) try {
-  const common::Options options("08_tied_parameters", "Parámetros vinculados: one layer used twice", argc,
-                                argv);
+  const common::Options options("08_tied_parameters", tied_parameters::kAbout, argc, argv);
   torch::manual_seed(options.seed);
   common::Lesson lesson(options);
 

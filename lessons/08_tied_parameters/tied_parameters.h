@@ -4,6 +4,9 @@
 
 namespace tied_parameters {
 
+// The lesson as --help introduces it.
+inline constexpr const char* kAbout = "Parámetros vinculados: one layer used twice";
+
 // Sequential(Linear(4, 8), ReLU, shared, ReLU, shared, ReLU, Linear(8, 1)) with shared = Linear(8, 8),
 // created first as in the notes.
 inline torch::nn::Sequential make_tied_net() {

@@ -7,6 +7,9 @@
 
 namespace custom_operator {
 
+// The lesson as --help introduces it.
+inline constexpr const char* kAbout = "A new operator: fused linear + ReLU with a hand-written backward";
+
 #if MP_HAVE_CUDA_KERNEL
 // Hand-written CUDA kernels (linear_relu_cuda.cu), built only where LibTorch and the toolkit have CUDA.
 torch::Tensor linear_relu_forward_cuda(const torch::Tensor& X, const torch::Tensor& W,

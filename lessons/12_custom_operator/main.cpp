@@ -12,8 +12,7 @@
 namespace op = custom_operator;
 
 int main(int argc, char** argv) try {
-  const common::Options options(
-      "12_custom_operator", "A new operator: fused linear + ReLU with a hand-written backward", argc, argv);
+  const common::Options options("12_custom_operator", custom_operator::kAbout, argc, argv);
   torch::manual_seed(options.seed);
   common::Lesson lesson(options);
 

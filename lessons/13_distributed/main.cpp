@@ -11,8 +11,8 @@
 #include "lessons/13_distributed/distributed.h"
 
 int main(int argc, char** argv) try {
-  const distributed::Options options(argc,
-                                     argv);  // this rank's, or it starts them all and ends (options.cpp)
+  // This rank's options; started alone, it starts every rank and ends with their status (options.cpp).
+  const distributed::Options options(argc, argv);
   torch::manual_seed(options.seed);
   common::Lesson lesson(options);
 
