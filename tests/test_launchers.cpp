@@ -105,18 +105,18 @@ std::function<bool(pid_t)> kill_worker_one_when(const fs::path& file,
   };
 }
 
-std::string python_or_skip_reason(std::string& reason) {
-  auto python = testing_mp::python_with_torch();
-  if (python.empty()) reason = "needs python3-torch for torchrun";
-  return python;
-}
-
 }  // namespace
 
-TEST(Torchrun, RunsTheLessonAndEndsWhereItsOwnLauncherEnds) {
-  std::string reason;
-  const auto python = python_or_skip_reason(reason);
-  if (python.empty()) GTEST_SKIP() << reason;
+// torchrun is Python's: without python3-torch these tests skip, saying so.
+class Torchrun : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (python.empty()) GTEST_SKIP() << "needs python3-torch for torchrun";
+  }
+  const std::string python = testing_mp::python_with_torch();
+};
+
+TEST_F(Torchrun, RunsTheLessonAndEndsWhereItsOwnLauncherEnds) {
   const std::vector<std::string> run{"--epochs", "2", "--examples", "512"};
   const auto own = testing_mp::fresh_dir("own");
   ASSERT_EQ(testing_mp::run_lesson(lesson_args(own, 2, run)).exit_code, 0);
@@ -129,10 +129,7 @@ TEST(Torchrun, RunsTheLessonAndEndsWhereItsOwnLauncherEnds) {
   EXPECT_EQ(testing_mp::read_values(dir)["loss per epoch"], testing_mp::read_values(own)["loss per epoch"]);
 }
 
-TEST(Torchrun, AKilledWorkerIsRestartedAndTheJobEndsOnTheUninterruptedBytes) {
-  std::string reason;
-  const auto python = python_or_skip_reason(reason);
-  if (python.empty()) GTEST_SKIP() << reason;
+TEST_F(Torchrun, AKilledWorkerIsRestartedAndTheJobEndsOnTheUninterruptedBytes) {
   // 8192 examples in batches of 64: 128 steps an epoch; the kill comes after epoch 1's checkpoint.
   const std::vector<std::string> run{"--epochs", "4", "--examples", "8192"};
   const auto own = testing_mp::fresh_dir("own");
@@ -148,10 +145,7 @@ TEST(Torchrun, AKilledWorkerIsRestartedAndTheJobEndsOnTheUninterruptedBytes) {
   EXPECT_EQ(testing_mp::read_text(dir / "final.params"), testing_mp::read_text(own / "final.params"));
 }
 
-TEST(Torchrun, WithoutRestartsALostWorkerFailsTheJobNamingIt) {
-  std::string reason;
-  const auto python = python_or_skip_reason(reason);
-  if (python.empty()) GTEST_SKIP() << reason;
+TEST_F(Torchrun, WithoutRestartsALostWorkerFailsTheJobNamingIt) {
   const auto dir = testing_mp::fresh_dir();
   std::chrono::steady_clock::time_point killed_at;
   testing_mp::RunOptions options{180};
