@@ -9,8 +9,7 @@
 
 using testing_mp::tensors_equal;
 
-class Blocks : public testing_mp::OnDevice {};
-MP_INSTANTIATE_ON_DEVICES(Blocks);
+MP_TEST_ON_DEVICES(Blocks);
 
 TEST_P(Blocks, SequentialOutputIsTwoByTen) {
   auto net = blocks::make_sequential_mlp();

@@ -7,8 +7,7 @@
 
 using testing_mp::tensors_equal;
 
-class CenteredLayer : public testing_mp::OnDevice {};
-MP_INSTANTIATE_ON_DEVICES(CenteredLayer);
+MP_TEST_ON_DEVICES(CenteredLayer);
 
 TEST_P(CenteredLayer, SubtractsTheMeanExactly) {
   centered_layer::CenteredLayer layer;

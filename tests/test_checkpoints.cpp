@@ -277,8 +277,7 @@ TEST(Checkpoints, ResumeWithoutACheckpointIsAnError) {
   EXPECT_EQ(result.err.rfind("error: --resume: no checkpoint", 0), 0u) << result.err;
 }
 
-class Checkpoints : public testing_mp::OnDevice {};
-MP_INSTANTIATE_ON_DEVICES(Checkpoints);
+MP_TEST_ON_DEVICES(Checkpoints);
 
 TEST_P(Checkpoints, TrainsAndSavesACheckpointThatLoadsBack) {
   const auto data = checkpoints::make_dataset(256, 0);

@@ -39,8 +39,7 @@ const std::vector<std::string> kNames{"X", "weight", "bias"};
 
 }  // namespace
 
-class CustomOperator : public testing_mp::OnDevice {};
-MP_INSTANTIATE_ON_DEVICES(CustomOperator);
+MP_TEST_ON_DEVICES(CustomOperator);
 
 TEST_P(CustomOperator, GradientCheckPassesForEveryInput) {
   const auto inputs = double_inputs(device());

@@ -49,6 +49,15 @@ void expect_unchanged(const torch::nn::Module& module, const std::vector<torch::
     EXPECT_TRUE(tensors_equal(after[i], before[i])) << "parameter " << i;
 }
 
+// The error common::load_state_dict gives for the file, once it is checked that the refusal left the module
+// exactly as it was.
+std::string refusal(torch::nn::Module& module, const std::filesystem::path& path) {
+  const auto before = values_of(module);
+  const auto error = load_error(module, path);
+  expect_unchanged(module, before);
+  return error;
+}
+
 }  // namespace
 
 TEST(FileIo, TensorRoundTrip) {
@@ -81,8 +90,7 @@ TEST(FileIo, DictRoundTrip) {
   EXPECT_TRUE(tensors_equal(loaded.at("y"), mydict.at("y")));
 }
 
-class FileIo : public testing_mp::OnDevice {};
-MP_INSTANTIATE_ON_DEVICES(FileIo);
+MP_TEST_ON_DEVICES(FileIo);
 
 TEST_P(FileIo, CloneReproducesYExactlyAfterLoading) {
   file_io::MLP net;
@@ -110,11 +118,9 @@ TEST(FileIo, TorchLoadSilentlyReshapesButTheStrictLoaderRefuses) {
   EXPECT_EQ(wider->options.out_features(), 9);
   // common::load_state_dict names the key and both shapes, and changes nothing.
   torch::nn::Linear strict(4, 9);
-  const auto before = values_of(*strict);
-  const auto error = load_error(*strict, path);
+  const auto error = refusal(*strict, path);
   EXPECT_NE(error.find("weight is [9, 4] in the model but [8, 4] in the file"), std::string::npos) << error;
   EXPECT_NE(error.find("bias is [9] in the model but [8] in the file"), std::string::npos) << error;
-  expect_unchanged(*strict, before);
 }
 
 TEST(FileIo, TorchLoadAcceptsAFlippedBitButTheCheckedLoaderRefuses) {
@@ -144,43 +150,35 @@ TEST(FileIo, TorchLoadAcceptsAFlippedBitButTheCheckedLoaderRefuses) {
   EXPECT_NE(silent->parameters()[0][500].item<float>(), 1.5F);
   // The checked loader refuses the file, names it, and changes nothing.
   Custom checked({{"weight", {1000}}});
-  const auto before = values_of(checked);
-  const auto error = load_error(checked, path);
+  const auto error = refusal(checked, path);
   EXPECT_NE(error.find("CRC error"), std::string::npos) << error;
   EXPECT_NE(error.find(path.string()), std::string::npos) << error;
-  expect_unchanged(checked, before);
 }
 
 TEST(FileIo, StrictLoaderNamesMissingKeys) {
   const auto path = testing_mp::fresh_dir() / "partial.params";
   common::save_state_dict(Custom({{"weight", {8, 4}}}), path);
   torch::nn::Linear linear(4, 8);
-  const auto before = values_of(*linear);
-  const auto error = load_error(*linear, path);
+  const auto error = refusal(*linear, path);
   EXPECT_NE(error.find("missing keys: bias"), std::string::npos) << error;
   EXPECT_NE(error.find(path.string()), std::string::npos) << error;
-  expect_unchanged(*linear, before);
 }
 
 TEST(FileIo, StrictLoaderNamesUnexpectedKeys) {
   const auto path = testing_mp::fresh_dir() / "extra.params";
   common::save_state_dict(Custom({{"weight", {8, 4}}, {"bias", {8}}, {"scale", {8}}}), path);
   torch::nn::Linear linear(4, 8);
-  const auto before = values_of(*linear);
-  const auto error = load_error(*linear, path);
+  const auto error = refusal(*linear, path);
   EXPECT_NE(error.find("unexpected keys: scale"), std::string::npos) << error;
   EXPECT_EQ(error.find("missing"), std::string::npos) << error;
-  expect_unchanged(*linear, before);
 }
 
 TEST(FileIo, StrictLoaderNamesDtypeMismatches) {
   const auto path = testing_mp::fresh_dir() / "double.params";
   common::save_state_dict(Custom({{"weight", {8, 4}}, {"bias", {8}}}, torch::kDouble), path);
   torch::nn::Linear linear(4, 8);
-  const auto before = values_of(*linear);
-  const auto error = load_error(*linear, path);
+  const auto error = refusal(*linear, path);
   EXPECT_NE(error.find("weight is Float in the model but Double in the file"), std::string::npos) << error;
-  expect_unchanged(*linear, before);
 }
 
 TEST(FileIo, StrictLoaderReportsEveryProblemAtOnce) {

@@ -8,8 +8,7 @@
 
 using testing_mp::tensors_equal;
 
-class FixedHiddenMLP : public testing_mp::OnDevice {};
-MP_INSTANTIATE_ON_DEVICES(FixedHiddenMLP);
+MP_TEST_ON_DEVICES(FixedHiddenMLP);
 
 TEST(FixedHiddenMLP, ConstantWeightIsNotAParameter) {
   fixed_hidden_mlp::FixedHiddenMLP net;

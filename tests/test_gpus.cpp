@@ -9,8 +9,7 @@
 #include "lessons/10_gpus/gpus.h"
 #include "tests/testing.h"
 
-class Gpus : public testing_mp::OnDevice {};
-MP_INSTANTIATE_ON_DEVICES(Gpus);
+MP_TEST_ON_DEVICES(Gpus);
 
 TEST(Gpus, TryGpuTenFallsBackToTheCpu) {
   if (torch::cuda::is_available() && torch::cuda::device_count() > 10)

@@ -286,33 +286,13 @@ class TwoHosts : public ::testing::Test {
   // Rank `rank` of two, run in its namespace under a host name of its own.
   std::vector<std::string> rank_args(int rank, const fs::path& out_dir,
                                      const std::vector<std::string>& run) const {
-    std::vector<std::string> args{
-        "ip",
-        "netns",
-        "exec",
-        rank == 0 ? a_ : b_,
-        "unshare",
-        "--uts",
-        "sh",
-        "-c",
-        fmt::format("hostname host-{} && exec \"$0\" \"$@\"", rank == 0 ? 'a' : 'b'),
-        MP_LESSON_BINARY,
-        "--device",
-        "cpu",
-        "--timeout",
-        "10",
-        "--rank",
-        std::to_string(rank),
-        "--world-size",
-        "2",
-        "--master-addr",
-        address_a_,
-        "--master-port",
-        "29400",
-        "--out-dir",
-        out_dir.string()};
-    args.insert(args.end(), run.begin(), run.end());
-    return args;
+    return testing_mp::with(
+        {"ip", "netns", "exec", rank == 0 ? a_ : b_, "unshare", "--uts", "sh", "-c",
+         fmt::format("hostname host-{} && exec \"$0\" \"$@\"", rank == 0 ? 'a' : 'b')},
+        testing_mp::distributed_args(MP_LESSON_BINARY, out_dir, 2,
+                                     testing_mp::with({"--rank", std::to_string(rank), "--master-addr",
+                                                       address_a_, "--master-port", "29400"},
+                                                      run)));
   }
 
   // Both ranks at once; options[k] for rank k.

@@ -8,8 +8,7 @@
 
 using testing_mp::tensors_equal;
 
-class MyLinear : public testing_mp::OnDevice {};
-MP_INSTANTIATE_ON_DEVICES(MyLinear);
+MP_TEST_ON_DEVICES(MyLinear);
 
 TEST(MyLinear, ParametersAreExactlyWeightAndBias) {
   my_linear::MyLinear linear(5, 3);

@@ -8,8 +8,7 @@
 
 using testing_mp::tensors_equal;
 
-class MySequential : public testing_mp::OnDevice {};
-MP_INSTANTIATE_ON_DEVICES(MySequential);
+MP_TEST_ON_DEVICES(MySequential);
 
 TEST_P(MySequential, OutputIsTwoByTen) {
   auto net = my_sequential::make_mlp();

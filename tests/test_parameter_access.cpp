@@ -9,8 +9,7 @@
 
 using parameter_access::linear_at;
 
-class ParameterAccess : public testing_mp::OnDevice {};
-MP_INSTANTIATE_ON_DEVICES(ParameterAccess);
+MP_TEST_ON_DEVICES(ParameterAccess);
 
 TEST(ParameterAccess, SecondLinearHoldsFloatWeightOneByEightAndBiasOne) {
   auto net = parameter_access::make_net();

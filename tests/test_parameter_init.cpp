@@ -100,8 +100,7 @@ TEST(ParameterInit, DefaultLinearInitLiesWithinOneOverSqrtFanIn) {
   EXPECT_GT(linear->weight.abs().max().item<double>(), 0.99 * bound);
 }
 
-class ParameterInit : public testing_mp::OnDevice {};
-MP_INSTANTIATE_ON_DEVICES(ParameterInit);
+MP_TEST_ON_DEVICES(ParameterInit);
 
 TEST_P(ParameterInit, InitialisersWorkWhereTheParametersLive) {
   auto net = make_wide_net();

@@ -10,8 +10,7 @@ using testing_mp::tensors_close;
 using testing_mp::tensors_equal;
 using tied_parameters::layer;
 
-class TiedParameters : public testing_mp::OnDevice {};
-MP_INSTANTIATE_ON_DEVICES(TiedParameters);
+MP_TEST_ON_DEVICES(TiedParameters);
 
 TEST(TiedParameters, PositionsTwoAndFourShareStorage) {
   auto net = tied_parameters::make_tied_net();

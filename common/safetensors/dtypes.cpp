@@ -12,6 +12,28 @@ namespace {
 #define MP_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
+// A LibTorch type that came with a later PyTorch: nothing where this LibTorch predates it.
+#if MP_TORCH_AT_LEAST(2, 1)
+#define MP_SINCE_2_1(type) c10::ScalarType::type
+#else
+#define MP_SINCE_2_1(type) std::nullopt
+#endif
+#if MP_TORCH_AT_LEAST(2, 2)
+#define MP_SINCE_2_2(type) c10::ScalarType::type
+#else
+#define MP_SINCE_2_2(type) std::nullopt
+#endif
+#if MP_TORCH_AT_LEAST(2, 3)
+#define MP_SINCE_2_3(type) c10::ScalarType::type
+#else
+#define MP_SINCE_2_3(type) std::nullopt
+#endif
+#if MP_TORCH_AT_LEAST(2, 7)
+#define MP_SINCE_2_7(type) c10::ScalarType::type
+#else
+#define MP_SINCE_2_7(type) std::nullopt
+#endif
+
 // The reference's Dtype, in its declaration order (which its writer sorts by), with the LibTorch type
 // where this LibTorch has one.
 constexpr std::array<DtypeName, 22> kDtypes{{
@@ -21,48 +43,22 @@ constexpr std::array<DtypeName, 22> kDtypes{{
     {"F6_E3M2", 6, std::nullopt},
     {"U8", 8, c10::ScalarType::Byte},
     {"I8", 8, c10::ScalarType::Char},
-#if MP_TORCH_AT_LEAST(2, 1)
-    {"F8_E5M2", 8, c10::ScalarType::Float8_e5m2},
-    {"F8_E4M3", 8, c10::ScalarType::Float8_e4m3fn},
-#else
-    {"F8_E5M2", 8, std::nullopt},
-    {"F8_E4M3", 8, std::nullopt},
-#endif
-#if MP_TORCH_AT_LEAST(2, 7)
-    {"F8_E8M0", 8, c10::ScalarType::Float8_e8m0fnu},
-#else
-    {"F8_E8M0", 8, std::nullopt},
-#endif
-#if MP_TORCH_AT_LEAST(2, 2)
-    {"F8_E4M3FNUZ", 8, c10::ScalarType::Float8_e4m3fnuz},
-    {"F8_E5M2FNUZ", 8, c10::ScalarType::Float8_e5m2fnuz},
-#else
-    {"F8_E4M3FNUZ", 8, std::nullopt},
-    {"F8_E5M2FNUZ", 8, std::nullopt},
-#endif
+    {"F8_E5M2", 8, MP_SINCE_2_1(Float8_e5m2)},
+    {"F8_E4M3", 8, MP_SINCE_2_1(Float8_e4m3fn)},
+    {"F8_E8M0", 8, MP_SINCE_2_7(Float8_e8m0fnu)},
+    {"F8_E4M3FNUZ", 8, MP_SINCE_2_2(Float8_e4m3fnuz)},
+    {"F8_E5M2FNUZ", 8, MP_SINCE_2_2(Float8_e5m2fnuz)},
     {"I16", 16, c10::ScalarType::Short},
-#if MP_TORCH_AT_LEAST(2, 3)
-    {"U16", 16, c10::ScalarType::UInt16},
-#else
-    {"U16", 16, std::nullopt},
-#endif
+    {"U16", 16, MP_SINCE_2_3(UInt16)},
     {"F16", 16, c10::ScalarType::Half},
     {"BF16", 16, c10::ScalarType::BFloat16},
     {"I32", 32, c10::ScalarType::Int},
-#if MP_TORCH_AT_LEAST(2, 3)
-    {"U32", 32, c10::ScalarType::UInt32},
-#else
-    {"U32", 32, std::nullopt},
-#endif
+    {"U32", 32, MP_SINCE_2_3(UInt32)},
     {"F32", 32, c10::ScalarType::Float},
     {"C64", 64, c10::ScalarType::ComplexFloat},
     {"F64", 64, c10::ScalarType::Double},
     {"I64", 64, c10::ScalarType::Long},
-#if MP_TORCH_AT_LEAST(2, 3)
-    {"U64", 64, c10::ScalarType::UInt64},
-#else
-    {"U64", 64, std::nullopt},
-#endif
+    {"U64", 64, MP_SINCE_2_3(UInt64)},
 }};
 
 }  // namespace

@@ -3,6 +3,8 @@
 // LibTorch's module classes) are interpreted here, never called, and each argument is checked as Python's
 // torch.load would check it, or more strictly.
 #include <limits>
+#include <map>
+#include <string>
 
 #include <fmt/format.h>
 
@@ -12,24 +14,23 @@
 namespace common::weights {
 namespace {
 
-struct StorageType {
-  const char* name;
-  c10::ScalarType dtype;
+// The dtypes a storage of torch.save may hold. Its class is the dtype's name as c10 spells it, and "Storage":
+// torch.FloatStorage, torch.BFloat16Storage, torch.ComplexDoubleStorage.
+constexpr c10::ScalarType kStorageDtypes[] = {
+    c10::ScalarType::Float,    c10::ScalarType::Double,       c10::ScalarType::Half,
+    c10::ScalarType::BFloat16, c10::ScalarType::Long,         c10::ScalarType::Int,
+    c10::ScalarType::Short,    c10::ScalarType::Char,         c10::ScalarType::Byte,
+    c10::ScalarType::Bool,     c10::ScalarType::ComplexFloat, c10::ScalarType::ComplexDouble,
 };
-constexpr StorageType kStorageTypes[] = {
-    {"FloatStorage", c10::ScalarType::Float},
-    {"DoubleStorage", c10::ScalarType::Double},
-    {"HalfStorage", c10::ScalarType::Half},
-    {"BFloat16Storage", c10::ScalarType::BFloat16},
-    {"LongStorage", c10::ScalarType::Long},
-    {"IntStorage", c10::ScalarType::Int},
-    {"ShortStorage", c10::ScalarType::Short},
-    {"CharStorage", c10::ScalarType::Char},
-    {"ByteStorage", c10::ScalarType::Byte},
-    {"BoolStorage", c10::ScalarType::Bool},
-    {"ComplexFloatStorage", c10::ScalarType::ComplexFloat},
-    {"ComplexDoubleStorage", c10::ScalarType::ComplexDouble},
-};
+
+const std::string& class_name(c10::ScalarType dtype) {
+  static const auto names = [] {
+    std::map<c10::ScalarType, std::string> by_dtype;
+    for (const auto dtype : kStorageDtypes) by_dtype[dtype] = std::string(c10::toString(dtype)) + "Storage";
+    return by_dtype;
+  }();
+  return names.at(dtype);
+}
 
 // What one value costs: the value, shared_ptr's control block, and the pointer that holds it.
 constexpr uint64_t kValueCost = sizeof(Value) + 16 + sizeof(Value::Ptr);
@@ -52,14 +53,14 @@ bool known_location(const std::string& location) {
 }  // namespace
 
 std::optional<c10::ScalarType> storage_dtype(const std::string& name) {
-  for (const auto& type : kStorageTypes)
-    if (name == type.name) return type.dtype;
+  for (const auto dtype : kStorageDtypes)
+    if (name == class_name(dtype)) return dtype;
   return std::nullopt;
 }
 
 const char* storage_name(c10::ScalarType dtype) {
-  for (const auto& type : kStorageTypes)
-    if (type.dtype == dtype) return type.name;
+  for (const auto known : kStorageDtypes)
+    if (known == dtype) return class_name(dtype).c_str();
   return nullptr;
 }
 

@@ -5,9 +5,6 @@
 
 namespace blocks {
 
-// The lesson as --help introduces it.
-inline constexpr const char* kAbout = "Bloques: a Sequential MLP and the same MLP as a block of our own";
-
 // Sequential(Linear(20, 256), ReLU(), Linear(256, 10)), with the layers built one after another.
 // Written inline as Sequential(Linear(20, 256), ReLU(), Linear(256, 10)), C++ may construct the
 // arguments in any order (GCC builds the last one first, clang the first), so the generator could fill the
@@ -35,5 +32,8 @@ class MLPImpl : public torch::nn::Module {
   torch::nn::Linear out{nullptr};
 };
 TORCH_MODULE(MLP);
+
+// What --help says the lesson is.
+inline constexpr const char* kAbout = "Bloques: a Sequential MLP and the same MLP as a block of our own";
 
 }  // namespace blocks

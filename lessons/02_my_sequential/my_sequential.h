@@ -8,9 +8,6 @@
 
 namespace my_sequential {
 
-// The lesson as --help introduces it.
-inline constexpr const char* kAbout = "El Bloque Sequential: a Sequential of our own";
-
 // Blocks added one by one, registered as children "0", "1", "2", ... (the notes' self._modules), and
 // run in that order by forward.
 class MySequentialImpl : public torch::nn::Module {
@@ -82,5 +79,8 @@ inline MySequential make_mlp() {
   torch::nn::Linear out(256, 10);
   return MySequential(hidden, torch::nn::ReLU(), out);
 }
+
+// What --help says the lesson is.
+inline constexpr const char* kAbout = "El Bloque Sequential: a Sequential of our own";
 
 }  // namespace my_sequential

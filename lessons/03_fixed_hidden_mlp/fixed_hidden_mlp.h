@@ -5,9 +5,6 @@
 
 namespace fixed_hidden_mlp {
 
-// The lesson as --help introduces it.
-inline constexpr const char* kAbout = "Code in forward: a constant weight, a reused layer, a loop";
-
 class FixedHiddenMLPImpl : public torch::nn::Module {
  public:
   FixedHiddenMLPImpl() {
@@ -59,5 +56,8 @@ inline torch::nn::Sequential make_chimera() {
   FixedHiddenMLP fixed;
   return torch::nn::Sequential(nest, middle, fixed);
 }
+
+// What --help says the lesson is.
+inline constexpr const char* kAbout = "Code in forward: a constant weight, a reused layer, a loop";
 
 }  // namespace fixed_hidden_mlp

@@ -4,9 +4,6 @@
 
 namespace centered_layer {
 
-// The lesson as --help introduces it.
-inline constexpr const char* kAbout = "Capas sin Parámetros: a layer with no parameters";
-
 // Subtracts the mean of its input.
 class CenteredLayerImpl : public torch::nn::Module {
  public:
@@ -18,5 +15,8 @@ TORCH_MODULE(CenteredLayer);
 inline torch::nn::Sequential make_net() {
   return torch::nn::Sequential(torch::nn::Linear(8, 128), CenteredLayer());
 }
+
+// What --help says the lesson is.
+inline constexpr const char* kAbout = "Capas sin Parámetros: a layer with no parameters";
 
 }  // namespace centered_layer

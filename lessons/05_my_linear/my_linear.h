@@ -4,9 +4,6 @@
 
 namespace my_linear {
 
-// The lesson as --help introduces it.
-inline constexpr const char* kAbout = "Capas con parámetros: a dense layer of our own";
-
 class MyLinearImpl : public torch::nn::Module {
  public:
   MyLinearImpl(int64_t in_units, int64_t units) {
@@ -49,5 +46,8 @@ inline torch::nn::Sequential make_net() {
   MyLinear second(8, 1);
   return torch::nn::Sequential(first, second);
 }
+
+// What --help says the lesson is.
+inline constexpr const char* kAbout = "Capas con parámetros: a dense layer of our own";
 
 }  // namespace my_linear

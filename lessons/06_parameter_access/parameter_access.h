@@ -7,9 +7,6 @@
 
 namespace parameter_access {
 
-// The lesson as --help introduces it.
-inline constexpr const char* kAbout = "Gestión de parámetros: reaching a model's parameters";
-
 // The notes' net for this part: Sequential(Linear(4, 8), ReLU(), Linear(8, 1)), built in order.
 inline torch::nn::Sequential make_net() {
   torch::nn::Linear first(4, 8);
@@ -59,5 +56,8 @@ inline torch::Tensor nested_bias(const torch::nn::Sequential& rgnet) {
   auto& inner = *outer.ptr<BlockImpl>(1);
   return inner.ptr<torch::nn::LinearImpl>(0)->bias;
 }
+
+// What --help says the lesson is.
+inline constexpr const char* kAbout = "Gestión de parámetros: reaching a model's parameters";
 
 }  // namespace parameter_access

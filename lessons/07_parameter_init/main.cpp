@@ -15,11 +15,10 @@ int main(int argc, char** argv) try {
   common::Lesson lesson(options);
 
   // %% Inicialización integrada: init_normal
-  // The net of "Gestión de parámetros", its layers built in order.
-  torch::nn::Linear first(4, 8);
-  torch::nn::Linear last(8, 1);
-  torch::nn::Sequential net(first, torch::nn::ReLU(), last);
+  auto net = make_net();  // the net of "Gestión de parámetros", its layers built in order
   net->to(options.device);
+  const auto first = net->ptr<torch::nn::LinearImpl>(0);  // net[0]
+  const auto last = net->ptr<torch::nn::LinearImpl>(2);   // net[2]
   // init_normal and the other initialisers are in parameter_init.h, each written as the notebook's.
   lesson.show("net[0].weight.data[0] before", first->weight[0]);
   net->apply(init_normal);

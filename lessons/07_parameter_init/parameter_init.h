@@ -5,9 +5,6 @@
 
 namespace parameter_init {
 
-// The lesson as --help introduces it.
-inline constexpr const char* kAbout = "Inicialización de parámetros: built-in and custom initialisers";
-
 // Sequential(Linear(4, 8), ReLU(), Linear(8, 1)), built in order.
 inline torch::nn::Sequential make_net() {
   torch::nn::Linear first(4, 8);
@@ -60,5 +57,8 @@ inline double xavier_bound(const torch::nn::LinearImpl& linear) {
   const auto fan_in = static_cast<double>(linear.weight.size(1));
   return std::sqrt(6.0 / (fan_in + fan_out));
 }
+
+// What --help says the lesson is.
+inline constexpr const char* kAbout = "Inicialización de parámetros: built-in and custom initialisers";
 
 }  // namespace parameter_init

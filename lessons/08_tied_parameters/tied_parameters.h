@@ -4,9 +4,6 @@
 
 namespace tied_parameters {
 
-// The lesson as --help introduces it.
-inline constexpr const char* kAbout = "Parámetros vinculados: one layer used twice";
-
 // Sequential(Linear(4, 8), ReLU, shared, ReLU, shared, ReLU, Linear(8, 1)) with shared = Linear(8, 8),
 // created first as in the notes.
 inline torch::nn::Sequential make_tied_net() {
@@ -30,5 +27,8 @@ inline torch::nn::Sequential make_untied_net() {
 inline torch::nn::LinearImpl& layer(const torch::nn::Sequential& net, size_t index) {
   return *net->ptr<torch::nn::LinearImpl>(index);
 }
+
+// What --help says the lesson is.
+inline constexpr const char* kAbout = "Parámetros vinculados: one layer used twice";
 
 }  // namespace tied_parameters

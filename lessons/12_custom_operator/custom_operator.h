@@ -7,9 +7,6 @@
 
 namespace custom_operator {
 
-// The lesson as --help introduces it.
-inline constexpr const char* kAbout = "A new operator: fused linear + ReLU with a hand-written backward";
-
 #if MP_HAVE_CUDA_KERNEL
 // Hand-written CUDA kernels (linear_relu_cuda.cu), built only where LibTorch and the toolkit have CUDA.
 torch::Tensor linear_relu_forward_cuda(const torch::Tensor& X, const torch::Tensor& W,
@@ -95,5 +92,8 @@ inline torch::Tensor composite_linear_relu(const torch::Tensor& X, const torch::
                                            const torch::Tensor& b) {
   return torch::relu(X.matmul(W) + b);
 }
+
+// What --help says the lesson is.
+inline constexpr const char* kAbout = "A new operator: fused linear + ReLU with a hand-written backward";
 
 }  // namespace custom_operator

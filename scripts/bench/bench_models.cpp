@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <optional>
 
 #include <torch/serialize.h>
@@ -262,50 +263,54 @@ std::filesystem::path bench_dir() {
   return dir;
 }
 
-void BM_SaveStateDict(benchmark::State& state) {
-  BigModel model;
-  const auto path = bench_dir() / "big.params";
-  for (auto _ : state) common::save_state_dict(model, path);
+using PathStep = std::function<void(const std::filesystem::path&)>;
+
+// Times `io` on the file `name` in a folder of its own, after `prepare` when there is one, counting the
+// module's 400 MB per iteration; the folder goes afterwards.
+void time_file_io(benchmark::State& state, const char* name, const PathStep& prepare, const PathStep& io) {
+  const auto path = bench_dir() / name;
+  if (prepare) prepare(path);
+  for (auto _ : state) io(path);
   state.SetBytesProcessed(state.iterations() * 400'000'000LL);
   std::filesystem::remove_all(path.parent_path());
 }
 
+void save_safetensors(const BigModel& model, const std::filesystem::path& path) {
+  common::safetensors::save_file(common::state_dict(model), path);
+}
+
+void BM_SaveStateDict(benchmark::State& state) {
+  BigModel model;
+  time_file_io(state, "big.params", nullptr, [&](const auto& path) { common::save_state_dict(model, path); });
+}
+
 void BM_LoadStateDict(benchmark::State& state) {
   BigModel model;
-  const auto path = bench_dir() / "big.params";
-  common::save_state_dict(model, path);
-  for (auto _ : state) common::load_state_dict(model, path);
-  state.SetBytesProcessed(state.iterations() * 400'000'000LL);
-  std::filesystem::remove_all(path.parent_path());
+  time_file_io(
+      state, "big.params", [&](const auto& path) { common::save_state_dict(model, path); },
+      [&](const auto& path) { common::load_state_dict(model, path); });
 }
 
 // The same module in safetensors, written as Python's save_file writes it and read back into the module.
 void BM_SaveSafetensors(benchmark::State& state) {
   BigModel model;
-  const auto path = bench_dir() / "big.safetensors";
-  for (auto _ : state) common::safetensors::save_file(common::state_dict(model), path);
-  state.SetBytesProcessed(state.iterations() * 400'000'000LL);
-  std::filesystem::remove_all(path.parent_path());
+  time_file_io(state, "big.safetensors", nullptr, [&](const auto& path) { save_safetensors(model, path); });
 }
 
 void BM_LoadSafetensors(benchmark::State& state) {
   BigModel model;
-  const auto path = bench_dir() / "big.safetensors";
-  common::safetensors::save_file(common::state_dict(model), path);
-  for (auto _ : state) common::load_state_dict(model, path);
-  state.SetBytesProcessed(state.iterations() * 400'000'000LL);
-  std::filesystem::remove_all(path.parent_path());
+  time_file_io(
+      state, "big.safetensors", [&](const auto& path) { save_safetensors(model, path); },
+      [&](const auto& path) { common::load_state_dict(model, path); });
 }
 
 // LibTorch's own torch::load of the same tensors in its own format: no strictness, no CRC, and it runs
 // TorchScript from the file.
 void BM_TorchLoad(benchmark::State& state) {
   auto model = std::make_shared<BigModel>();
-  const auto path = bench_dir() / "big.params";
-  torch::save(model, path.string());
-  for (auto _ : state) torch::load(model, path.string());
-  state.SetBytesProcessed(state.iterations() * 400'000'000LL);
-  std::filesystem::remove_all(path.parent_path());
+  time_file_io(
+      state, "big.params", [&](const auto& path) { torch::save(model, path.string()); },
+      [&](const auto& path) { torch::load(model, path.string()); });
 }
 
 // The same bytes written (and synced, as save_state_dict does) and read back with plain file I/O.
