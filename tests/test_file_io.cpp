@@ -53,7 +53,7 @@ void expect_unchanged(const torch::nn::Module& module, const std::vector<torch::
 // exactly as it was.
 std::string refusal(torch::nn::Module& module, const std::filesystem::path& path) {
   const auto before = values_of(module);
-  const auto error = load_error(module, path);
+  auto error = load_error(module, path);
   expect_unchanged(module, before);
   return error;
 }

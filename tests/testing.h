@@ -46,10 +46,13 @@ std::string device_test_name(const ::testing::TestParamInfo<std::string>& info);
   INSTANTIATE_TEST_SUITE_P(Devices, Suite, ::testing::ValuesIn(::testing_mp::devices_under_test()), \
                            ::testing_mp::device_test_name)
 
-// A suite whose TEST_P tests run once on each device under test (device() is the one).
+// A suite whose TEST_P tests run once on each device under test (device() is the one). A class name cannot
+// be parenthesized.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define MP_TEST_ON_DEVICES(Suite)                 \
   class Suite : public ::testing_mp::OnDevice {}; \
   MP_INSTANTIATE_ON_DEVICES(Suite)
+// NOLINTEND(bugprone-macro-parentheses)
 
 struct RunResult {
   int exit_code = -1;  // -1 when it did not exit normally (a signal)
