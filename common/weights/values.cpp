@@ -23,13 +23,13 @@ constexpr c10::ScalarType kStorageDtypes[] = {
     c10::ScalarType::Bool,     c10::ScalarType::ComplexFloat, c10::ScalarType::ComplexDouble,
 };
 
-const std::string& class_name(c10::ScalarType dtype) {
+const std::map<c10::ScalarType, std::string>& class_names() {
   static const auto names = [] {
     std::map<c10::ScalarType, std::string> by_dtype;
     for (const auto dtype : kStorageDtypes) by_dtype[dtype] = std::string(c10::toString(dtype)) + "Storage";
     return by_dtype;
   }();
-  return names.at(dtype);
+  return names;
 }
 
 // What one value costs: the value, shared_ptr's control block, and the pointer that holds it.
@@ -53,15 +53,14 @@ bool known_location(const std::string& location) {
 }  // namespace
 
 std::optional<c10::ScalarType> storage_dtype(const std::string& name) {
-  for (const auto dtype : kStorageDtypes)
-    if (name == class_name(dtype)) return dtype;
+  for (const auto& [dtype, class_name] : class_names())
+    if (name == class_name) return dtype;
   return std::nullopt;
 }
 
 const char* storage_name(c10::ScalarType dtype) {
-  for (const auto known : kStorageDtypes)
-    if (known == dtype) return class_name(dtype).c_str();
-  return nullptr;
+  const auto it = class_names().find(dtype);
+  return it == class_names().end() ? nullptr : it->second.c_str();
 }
 
 void Values::error(size_t at, const std::string& what) const {
